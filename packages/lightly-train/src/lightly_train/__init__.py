@@ -1,0 +1,3 @@
+"""lightly_train."""
+
+__version__ = "0.1.0"

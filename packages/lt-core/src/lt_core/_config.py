@@ -1,0 +1,163 @@
+"""Build keyword-only config dataclasses from plain dicts, with clear errors.
+
+Every user-facing option group (``method_args``, ``transform_args``, ``optim_args``...) is a
+dataclass. :func:`from_dict` fills one from a nested dict (from Python or the CLI), and
+rejects unknown keys (naming the valid keys and the closest match) and wrong types (naming
+the key and the expected type) before any work starts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from typing import Any, TypeVar
+
+from lt_core._errors import ConfigError, ConfigTypeError
+
+__all__ = ["closest_match_hint", "from_dict", "to_dict"]
+
+T = TypeVar("T")
+
+
+def closest_match_hint(key: str, valid: Sequence[str]) -> str:
+    """Return ``" Did you mean 'x'?"`` for the closest valid key, or ``""``."""
+    match = difflib.get_close_matches(key, list(valid), n=1, cutoff=0.6)
+    return f" Did you mean '{match[0]}'?" if match else ""
+
+
+def from_dict(cls: type[T], values: Mapping[str, Any] | T | None, name: str) -> T:
+    """Build dataclass ``cls`` from ``values``, checking keys and types.
+
+    Args:
+        cls: A dataclass type whose fields all have defaults or are given in ``values``.
+        values: A mapping of field names to values (nested mappings for nested
+            dataclasses), an instance of ``cls`` (returned unchanged), or ``None``
+            (all defaults).
+        name: The dotted name of this option group in error messages, e.g. ``"optim_args"``.
+
+    Raises:
+        ConfigError: An unknown key (with the valid keys and the closest match) or a
+            missing required key.
+        ConfigTypeError: A value of the wrong type.
+    """
+    if values is None:
+        values = {}
+    if isinstance(values, cls):
+        return values
+    if not isinstance(values, Mapping):
+        raise ConfigTypeError(f"{name} must be a dict, got {type(values).__name__}: {values!r}.")
+    assert dataclasses.is_dataclass(cls)
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    kwargs: dict[str, Any] = {}
+    for key, value in values.items():
+        if key not in fields:
+            raise ConfigError(
+                f"Unknown key '{name}.{key}'.{closest_match_hint(str(key), list(fields))} "
+                f"Valid keys of {name}: {', '.join(fields)}."
+            )
+        kwargs[key] = _convert(value, hints[key], f"{name}.{key}")
+    missing = [
+        f for f, fld in fields.items()
+        if f not in kwargs
+        and fld.default is dataclasses.MISSING
+        and fld.default_factory is dataclasses.MISSING
+    ]
+    if missing:
+        raise ConfigError(f"Missing required key(s) {', '.join(f'{name}.{m}' for m in missing)}.")
+    try:
+        return cls(**kwargs)
+    except (ValueError, TypeError) as e:
+        if isinstance(e, ConfigError | ConfigTypeError):
+            raise
+        raise ConfigError(f"Invalid {name}: {e}") from e
+
+
+def to_dict(obj: Any) -> Any:
+    """Turn a (nested) config dataclass into plain dicts, lists and scalars."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, tuple | list):
+        return [to_dict(v) for v in obj]
+    return obj
+
+
+def _type_name(tp: Any) -> str:
+    if isinstance(tp, type):
+        return tp.__name__
+    return str(tp).replace("typing.", "")
+
+
+def _convert(value: Any, tp: Any, key: str) -> Any:
+    """Check ``value`` against type ``tp``; apply lossless conversions (int to float,
+    list to tuple, dict to dataclass)."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if tp is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _convert(value, arg, key)
+            except (ConfigError, ConfigTypeError) as e:
+                errors.append(e)
+        if len(errors) == 1:
+            raise errors[0]
+        raise ConfigTypeError(
+            f"{key} must be of type {_type_name(tp)}, got {type(value).__name__}: {value!r}."
+        )
+    if origin is typing.Literal:
+        if value in args:
+            return value
+        hint = closest_match_hint(str(value), [str(a) for a in args])
+        raise ConfigError(
+            f"{key} must be one of {', '.join(repr(a) for a in args)}, got {value!r}.{hint}"
+        )
+    if dataclasses.is_dataclass(tp) and isinstance(tp, type):
+        return from_dict(tp, value, key)
+    if origin is tuple:
+        if not isinstance(value, list | tuple):
+            raise ConfigTypeError(f"{key} must be a list or tuple {_type_name(tp)}, got {value!r}.")
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_convert(v, args[0], f"{key}[{i}]") for i, v in enumerate(value))
+        if len(value) != len(args):
+            raise ConfigTypeError(f"{key} must have {len(args)} elements ({_type_name(tp)}), got {value!r}.")
+        return tuple(_convert(v, a, f"{key}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
+    if origin in (list, Sequence):
+        if not isinstance(value, list | tuple):
+            raise ConfigTypeError(f"{key} must be a list, got {value!r}.")
+        return [_convert(v, args[0], f"{key}[{i}]") for i, v in enumerate(value)] if args else list(value)
+    if origin in (dict, Mapping):
+        if not isinstance(value, Mapping):
+            raise ConfigTypeError(f"{key} must be a dict, got {value!r}.")
+        return dict(value)
+    if tp is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+    elif tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is str:
+        if isinstance(value, str):
+            return value
+    elif isinstance(tp, type):
+        if isinstance(value, tp):
+            return value
+    else:
+        return value
+    raise ConfigTypeError(
+        f"{key} must be of type {_type_name(tp)}, got {type(value).__name__}: {value!r}."
+    )

@@ -1,0 +1,3 @@
+"""lt_methods."""
+
+__version__ = "0.1.0"
