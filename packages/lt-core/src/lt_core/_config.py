@@ -61,7 +61,8 @@ def from_dict(cls: type[T], values: Mapping[str, Any] | T | None, name: str) -> 
             )
         kwargs[key] = _convert(value, hints[key], f"{name}.{key}")
     missing = [
-        f for f, fld in fields.items()
+        f
+        for f, fld in fields.items()
         if f not in kwargs
         and fld.default is dataclasses.MISSING
         and fld.default_factory is dataclasses.MISSING
@@ -129,12 +130,18 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
         if len(args) == 2 and args[1] is Ellipsis:
             return tuple(_convert(v, args[0], f"{key}[{i}]") for i, v in enumerate(value))
         if len(value) != len(args):
-            raise ConfigTypeError(f"{key} must have {len(args)} elements ({_type_name(tp)}), got {value!r}.")
+            raise ConfigTypeError(
+                f"{key} must have {len(args)} elements ({_type_name(tp)}), got {value!r}."
+            )
         return tuple(_convert(v, a, f"{key}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
     if origin in (list, Sequence):
         if not isinstance(value, list | tuple):
             raise ConfigTypeError(f"{key} must be a list, got {value!r}.")
-        return [_convert(v, args[0], f"{key}[{i}]") for i, v in enumerate(value)] if args else list(value)
+        return (
+            [_convert(v, args[0], f"{key}[{i}]") for i, v in enumerate(value)]
+            if args
+            else list(value)
+        )
     if origin in (dict, Mapping):
         if not isinstance(value, Mapping):
             raise ConfigTypeError(f"{key} must be a dict, got {value!r}.")

@@ -22,7 +22,9 @@ class EmbeddingLayer(nn.Module):
 
     def __init__(self, in_dim: int, embed_dim: int | None = None) -> None:
         super().__init__()
-        if embed_dim is not None and (isinstance(embed_dim, bool) or not isinstance(embed_dim, int) or embed_dim <= 0):
+        if embed_dim is not None and (
+            isinstance(embed_dim, bool) or not isinstance(embed_dim, int) or embed_dim <= 0
+        ):
             raise ConfigError(f"embed_dim must be None or a positive int, got {embed_dim!r}.")
         self.in_dim = in_dim
         self.out_dim = in_dim if embed_dim is None else embed_dim
@@ -50,7 +52,9 @@ class EmbeddingModel(nn.Module):
         pool: Whether to call ``forward_pool``.
     """
 
-    def __init__(self, wrapper: ModelWrapper, embed_dim: int | None = None, pool: bool = True) -> None:
+    def __init__(
+        self, wrapper: ModelWrapper, embed_dim: int | None = None, pool: bool = True
+    ) -> None:
         super().__init__()
         dim = check_wrapper_static(wrapper)
         self.wrapper = cast(nn.Module, wrapper)
@@ -67,5 +71,5 @@ class EmbeddingModel(nn.Module):
         features = wrapper.forward_features(x)
         if self.pool:
             emb = self.embedding(wrapper.forward_pool(features)["pooled_features"])
-            return emb.flatten(start_dim=1)
+            return cast(Tensor, emb.flatten(start_dim=1))
         return cast(Tensor, self.embedding(features["features"]))

@@ -14,7 +14,7 @@ from typing import NotRequired, Protocol, TypedDict, runtime_checkable
 
 from torch import Tensor, nn
 
-__all__ = ["ForwardFeaturesOutput", "ForwardPoolOutput", "ModelWrapper", "WRAPPER_METHODS"]
+__all__ = ["WRAPPER_METHODS", "ForwardFeaturesOutput", "ForwardPoolOutput", "ModelWrapper"]
 
 
 class ForwardFeaturesOutput(TypedDict):

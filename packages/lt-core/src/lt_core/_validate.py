@@ -153,16 +153,18 @@ def _call(wrapper: object, method: str, *args: Any) -> Any:
     except WrapperError:
         raise
     except Exception as e:
-        shape = f" on a batch of shape {tuple(args[0].shape)}" if args and isinstance(args[0], Tensor) else ""
+        shape = (
+            f" on a batch of shape {tuple(args[0].shape)}"
+            if args and isinstance(args[0], Tensor)
+            else ""
+        )
         raise WrapperError(
             f"{_name(wrapper)}.{method}() raised {type(e).__name__}{shape}: {e}. "
             f"Fix the method so that it returns {WRAPPER_METHODS[method].split(' -> ')[1]}."
         ) from e
 
 
-def _check_output(
-    wrapper: object, method: str, out: Any, key: str, x: Tensor, dim: int
-) -> Tensor:
+def _check_output(wrapper: object, method: str, out: Any, key: str, x: Tensor, dim: int) -> Tensor:
     where = f"{_name(wrapper)}.{method}()"
     expected = f"a dict {{'{key}': Tensor of shape (B, feature_dim, H, W)}}"
     if isinstance(out, Tensor):

@@ -72,7 +72,9 @@ class ViewConfig:
             raise ConfigError(f"ViewConfig.num_views must be >= 1, got {self.num_views}.")
         lo, hi = self.crop_scale
         if not 0 < lo <= hi <= 1:
-            raise ConfigError(f"ViewConfig.crop_scale must satisfy 0 < min <= max <= 1, got {self.crop_scale}.")
+            raise ConfigError(
+                f"ViewConfig.crop_scale must satisfy 0 < min <= max <= 1, got {self.crop_scale}."
+            )
         for name in ("hflip_prob", "grayscale_prob", "blur_prob", "solarize_prob"):
             p = getattr(self, name)
             if not 0.0 <= p <= 1.0:

@@ -1,0 +1,84 @@
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import pytest
+
+from lt_core import ColorJitter, ConfigError, ConfigTypeError, ViewConfig, from_dict, to_dict
+
+
+@dataclass(kw_only=True)
+class Inner:
+    view_size: tuple[int, int] | None = None
+    num_views: int = 6
+
+
+@dataclass(kw_only=True)
+class Outer:
+    lr: float = 0.1
+    name: Literal["sgd", "adamw"] = "sgd"
+    image_size: tuple[int, int] = (32, 32)
+    local_view: Inner = field(default_factory=Inner)
+    flag: bool = False
+
+
+def test_from_dict_converts_and_nests() -> None:
+    cfg = from_dict(
+        Outer, {"lr": 1, "image_size": [64, 48], "local_view": {"view_size": [14, 14]}}, "args"
+    )
+    assert cfg.lr == 1.0 and isinstance(cfg.lr, float)
+    assert cfg.image_size == (64, 48)
+    assert cfg.local_view.view_size == (14, 14) and cfg.local_view.num_views == 6
+    assert to_dict(cfg)["local_view"] == {"view_size": [14, 14], "num_views": 6}
+
+
+def test_none_and_instance_pass_through() -> None:
+    assert from_dict(Outer, None, "args") == Outer()
+    inst = Outer(lr=0.5)
+    assert from_dict(Outer, inst, "args") is inst
+
+
+@pytest.mark.parametrize(
+    ("values", "error", "message"),
+    [
+        (
+            {"lrr": 1},
+            ConfigError,
+            r"Unknown key 'args.lrr'. Did you mean 'lr'\? Valid keys of args: lr, name",
+        ),
+        (
+            {"local_view": {"view_sise": 3}},
+            ConfigError,
+            r"Unknown key 'args.local_view.view_sise'. Did you mean 'view_size'\?",
+        ),
+        ({"lr": "fast"}, ConfigTypeError, r"args.lr must be of type float, got str: 'fast'"),
+        ({"flag": 1}, ConfigTypeError, r"args.flag must be of type bool"),
+        (
+            {"name": "adam"},
+            ConfigError,
+            r"args.name must be one of 'sgd', 'adamw', got 'adam'. Did you mean 'adamw'\?",
+        ),
+        ({"image_size": [32]}, ConfigTypeError, r"args.image_size must have 2 elements"),
+        (
+            {"local_view": {"num_views": 2.5}},
+            ConfigTypeError,
+            r"args.local_view.num_views must be of type int",
+        ),
+        ({"local_view": 3}, ConfigTypeError, r"args.local_view must be a dict"),
+    ],
+)
+def test_from_dict_errors(values: dict[str, object], error: type[Exception], message: str) -> None:
+    with pytest.raises(error, match=message):
+        from_dict(Outer, values, "args")
+
+
+def test_view_config_validates() -> None:
+    v = ViewConfig(size=(32, 32), num_views=2, color_jitter=ColorJitter(prob=0.5))
+    assert v.color_jitter is not None and v.color_jitter.prob == 0.5
+    with pytest.raises(ConfigError, match="num_views must be >= 1"):
+        ViewConfig(size=(32, 32), num_views=0)
+    with pytest.raises(ConfigError, match="crop_scale"):
+        ViewConfig(size=(32, 32), crop_scale=(0.5, 0.2))
+    with pytest.raises(ConfigError, match="blur_prob must be in"):
+        ViewConfig(size=(32, 32), blur_prob=2.0)
