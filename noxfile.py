@@ -55,7 +55,10 @@ def _pytest(session: nox.Session, *paths: str) -> None:
 @nox.parametrize("member", list(MEMBERS))
 def tests(session: nox.Session, member: str) -> None:
     """Unit tests of one member, in an env holding only it and its declared dependencies."""
-    _sync(session, "--package", MEMBERS[member], "--group", "test")
+    groups = ["--group", "test"]
+    if member == "lt_train":  # optional timm model wrappers are tested here
+        groups += ["--group", "timm"]
+    _sync(session, "--package", MEMBERS[member], *groups)
     _pytest(session, f"packages/{MEMBERS[member]}/tests")
 
 

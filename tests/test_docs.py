@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,10 @@ PAGES = sorted(p for p in DOCS.rglob("*.md") if BLOCK.search(p.read_text()))
 
 @pytest.mark.parametrize("page", PAGES, ids=[str(p.relative_to(DOCS)) for p in PAGES])
 def test_doc_page_runs(page: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(tmp_path)  # pages write into the working directory, e.g. out/
+    # Pages run from a scratch copy of the repository root: they read docs/quickstart_data
+    # and write out/ into the working directory.
+    shutil.copytree(DOCS / "quickstart_data", tmp_path / "docs" / "quickstart_data")
+    monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("LT_DOCS_TEST", "1")
     namespace: dict[str, object] = {"__name__": f"docs_{page.stem}"}
     for i, match in enumerate(BLOCK.finditer(page.read_text())):

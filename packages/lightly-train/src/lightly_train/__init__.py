@@ -1,3 +1,15 @@
-"""lightly_train."""
+"""lightly-train: self-supervised pretraining for any PyTorch vision model.
+
+``train`` pretrains, ``list_models`` and ``list_methods`` list what ``model=`` and
+``method=`` accept. The command line is ``lightly-train`` (``lightly-train help``).
+"""
+
+from lt_core import ModelWrapper, validate_wrapper
+from lt_methods import list_methods
+from lt_train import list_models
+
+from lightly_train._train import train
 
 __version__ = "0.1.0"
+
+__all__ = ["ModelWrapper", "list_methods", "list_models", "train", "validate_wrapper"]

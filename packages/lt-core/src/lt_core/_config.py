@@ -36,7 +36,8 @@ def from_dict(cls: type[T], values: Mapping[str, Any] | T | None, name: str) -> 
         values: A mapping of field names to values (nested mappings for nested
             dataclasses), an instance of ``cls`` (returned unchanged), or ``None``
             (all defaults).
-        name: The dotted name of this option group in error messages, e.g. ``"optim_args"``.
+        name: The dotted name of this option group in error messages, e.g. ``"optim_args"``;
+            ``""`` for top-level options.
 
     Raises:
         ConfigError: An unknown key (with the valid keys and the closest match) or a
@@ -50,16 +51,17 @@ def from_dict(cls: type[T], values: Mapping[str, Any] | T | None, name: str) -> 
     if not isinstance(values, Mapping):
         raise ConfigTypeError(f"{name} must be a dict, got {type(values).__name__}: {values!r}.")
     assert dataclasses.is_dataclass(cls)
+    prefix = f"{name}." if name else ""
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     kwargs: dict[str, Any] = {}
     for key, value in values.items():
         if key not in fields:
             raise ConfigError(
-                f"Unknown key '{name}.{key}'.{closest_match_hint(str(key), list(fields))} "
-                f"Valid keys of {name}: {', '.join(fields)}."
+                f"Unknown key '{prefix}{key}'.{closest_match_hint(str(key), list(fields))} "
+                f"Valid keys{' of ' + name if name else ''}: {', '.join(fields)}."
             )
-        kwargs[key] = _convert(value, hints[key], f"{name}.{key}")
+        kwargs[key] = _convert(value, hints[key], f"{prefix}{key}")
     missing = [
         f
         for f, fld in fields.items()
@@ -68,13 +70,13 @@ def from_dict(cls: type[T], values: Mapping[str, Any] | T | None, name: str) -> 
         and fld.default_factory is dataclasses.MISSING
     ]
     if missing:
-        raise ConfigError(f"Missing required key(s) {', '.join(f'{name}.{m}' for m in missing)}.")
+        raise ConfigError(f"Missing required key(s) {', '.join(prefix + m for m in missing)}.")
     try:
         return cls(**kwargs)
     except (ValueError, TypeError) as e:
         if isinstance(e, ConfigError | ConfigTypeError):
             raise
-        raise ConfigError(f"Invalid {name}: {e}") from e
+        raise ConfigError(f"Invalid {name or 'options'}: {e}") from e
 
 
 def to_dict(obj: Any) -> Any:

@@ -1,3 +1,39 @@
-"""lt_methods."""
+"""lt-methods: self-supervised learning methods (heads, losses, view recipes).
+
+Each method is a :class:`Method` registered by name; :data:`DEFAULT_METHOD` is
+``"simclr"`` (see ``_registry.py`` for why).
+
+``lightly`` (for the losses and heads) is imported when a method is built, not when this
+package is imported.
+"""
+
+from lt_methods._dino import DINO
+from lt_methods._dino_args import (
+    DINOArgs,
+    DINOGlobalViewArgs,
+    DINOLocalViewArgs,
+    DINOTransformArgs,
+)
+from lt_methods._lars import LARS
+from lt_methods._method import Method
+from lt_methods._registry import DEFAULT_METHOD, get_method, list_methods, register_method
+from lt_methods._simclr import SimCLR, SimCLRArgs, SimCLRTransformArgs
 
 __version__ = "0.1.0"
+
+__all__ = [
+    "DEFAULT_METHOD",
+    "DINO",
+    "LARS",
+    "DINOArgs",
+    "DINOGlobalViewArgs",
+    "DINOLocalViewArgs",
+    "DINOTransformArgs",
+    "Method",
+    "SimCLR",
+    "SimCLRArgs",
+    "SimCLRTransformArgs",
+    "get_method",
+    "list_methods",
+    "register_method",
+]

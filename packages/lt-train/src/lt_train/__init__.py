@@ -1,3 +1,9 @@
-"""lt_train."""
+"""lt-train: the lightning-fabric training loop, checkpoints and export of lightly-train."""
+
+from lt_train._config import OptimArgs, TrainConfig
+from lt_train._models import get_model_wrapper, list_models
+from lt_train._train import train
 
 __version__ = "0.1.0"
+
+__all__ = ["OptimArgs", "TrainConfig", "get_model_wrapper", "list_models", "train"]

@@ -1,0 +1,111 @@
+"""The ``lightly-train`` command line: ``lightly-train train key=value ...``."""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from lt_core import ConfigError, LightlyTrainError, closest_match_hint
+
+__all__ = ["main", "parse_key_values"]
+
+COMMANDS = ("train", "help", "list_models", "list_methods")
+
+USAGE = """\
+Usage:
+  lightly-train train out=OUT data=DATA model=MODEL [key=value ...]
+  lightly-train help            show this help and every train option
+  lightly-train list_models     model names accepted by model=
+  lightly-train list_methods    method names accepted by method=
+
+Nested options use dots, lists use brackets:
+  lightly-train train out=out/my_experiment data=my_data_dir model=torchvision/resnet18 \\
+      method=dino epochs=100 batch_size=128 optim_args.lr=0.1 transform_args.image_size=[32,32]
+"""
+
+
+def parse_value(text: str) -> Any:
+    """Parse a command-line value: JSON or Python literals (numbers, lists, true/false/null,
+    True/False/None); ``[a,b]`` of bare words is a list of strings; anything else is a string."""
+    for parse in (json.loads, ast.literal_eval):
+        try:
+            return parse(text)
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+            pass
+    if text.startswith("[") and text.endswith("]"):
+        return [parse_value(item.strip()) for item in text[1:-1].split(",") if item.strip()]
+    return text
+
+
+def parse_key_values(args: Sequence[str]) -> dict[str, Any]:
+    """Turn ``["a=1", "b.c=[1,2]"]`` into ``{"a": 1, "b": {"c": [1, 2]}}``."""
+    result: dict[str, Any] = {}
+    for arg in args:
+        key, sep, text = arg.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"Cannot parse argument '{arg}': expected key=value, e.g. epochs=10.")
+        node = result
+        parts = key.split(".")
+        for part in parts[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"'{key}' sets a nested key of '{part}', which already has a value.")
+            node = child
+        if parts[-1] in node:
+            raise ConfigError(f"Option '{key}' is given twice.")
+        node[parts[-1]] = parse_value(text)
+    return result
+
+
+def _help() -> str:
+    from lightly_train import _train
+
+    doc = inspect.getdoc(_train.train) or ""
+    signature = inspect.signature(_train.train)
+    defaults = "\n".join(
+        f"  {name}={'(required)' if p.default is inspect.Parameter.empty else repr(p.default)}"
+        for name, p in signature.parameters.items()
+        if p.kind is inspect.Parameter.KEYWORD_ONLY
+    )
+    return f"{USAGE}\nOptions of train (defaults):\n{defaults}\n\n{doc}\n"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; return the exit code (2 for usage and configuration errors)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("help", "-h", "--help"):
+        print(_help())
+        return 0
+    command, rest = args[0], args[1:]
+    try:
+        if command == "train":
+            from lightly_train import train
+
+            out = train(**parse_key_values(rest))
+            print(f"Exported model: {out / 'exported_models' / 'exported_last.pt'}")
+        elif command == "list_models":
+            from lightly_train import list_models
+
+            print("\n".join(list_models()))
+        elif command == "list_methods":
+            from lightly_train import list_methods
+
+            print("\n".join(list_methods()))
+        else:
+            print(
+                f"Unknown command '{command}'.{closest_match_hint(command, COMMANDS)}\n\n{USAGE}",
+                file=sys.stderr,
+            )
+            return 2
+    except (LightlyTrainError, ImportError) as e:
+        print(f"lightly-train: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

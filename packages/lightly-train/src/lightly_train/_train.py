@@ -1,0 +1,106 @@
+"""``lightly_train.train``: the Python entry point of pretraining."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from torch import nn
+
+from lt_core import ConfigError, closest_match_hint, from_dict
+from lt_train import TrainConfig
+from lt_train import train as _train
+
+__all__ = ["train"]
+
+PathLike = str | os.PathLike[str]
+
+
+def train(
+    *,
+    out: PathLike,
+    data: PathLike | list[PathLike],
+    model: str | nn.Module,
+    method: str | None = None,
+    method_args: dict[str, Any] | None = None,
+    embed_dim: int | None = None,
+    epochs: int = 100,
+    batch_size: int = 128,
+    num_workers: int | Literal["auto"] = "auto",
+    accelerator: Literal["auto", "cpu", "cuda", "gpu", "mps"] = "auto",
+    devices: int | Literal["auto"] = "auto",
+    num_nodes: int = 1,
+    strategy: Literal["auto", "ddp", "ddp_spawn"] = "auto",
+    precision: Literal["auto", "32-true", "bf16-mixed", "16-mixed"] = "auto",
+    seed: int = 0,
+    optim: Literal["auto", "sgd", "adamw", "lars"] = "auto",
+    optim_args: dict[str, Any] | None = None,
+    transform_args: dict[str, Any] | None = None,
+    loggers: list[str] | None = None,
+    log_every_n_steps: int = 10,
+    overwrite: bool = False,
+    progress_bar: bool = True,
+    **unknown: Any,
+) -> Path:
+    """Pretrain a model with self-supervised learning on a folder of unlabeled images.
+
+    Every option is checked, the data folder listed and the model wrapper validated (a dry
+    run at the training resolution) before any file is written.
+
+    Args:
+        out: Output folder. Receives ``exported_models/exported_last.pt`` (the
+            ``state_dict`` of ``wrapper.get_model()``), ``checkpoints/last.ckpt``,
+            ``metrics.jsonl``, ``train.log``, ``config.json`` and ``tensorboard/``. Must be
+            empty or new unless ``overwrite=True``.
+        data: A folder of images (walked recursively), an image file, or a list of both.
+        model: A model wrapper (see docs/custom_models.md) or a name such as
+            ``"torchvision/resnet18"`` (``list_models()`` lists them; random weights).
+        method: SSL method name (``list_methods()``); ``None`` takes the default.
+        method_args: Options of the method, e.g. ``{"temperature": 0.2}``.
+        embed_dim: ``None`` keeps the wrapper's ``feature_dim()``; an int adds a 1x1
+            convolution projecting the pooled features to ``embed_dim`` channels.
+        epochs: Passes over the data.
+        batch_size: Global batch size over all devices and nodes.
+        num_workers: Data-loading processes per device; ``"auto"`` uses the CPU cores
+            (one fewer than the cores per device, at most 8).
+        accelerator: ``"auto"`` (CUDA if available, else CPU), ``"cpu"``, ``"cuda"``/``"gpu"``
+            or ``"mps"``.
+        devices: Devices per node; ``"auto"`` takes all GPUs, or one CPU process.
+        num_nodes: Number of machines for multi-node training.
+        strategy: ``"auto"`` (DDP when more than one device), ``"ddp"`` or ``"ddp_spawn"``.
+        precision: ``"auto"`` (bf16-mixed on GPUs that support it, else 32-true),
+            ``"32-true"``, ``"bf16-mixed"`` or ``"16-mixed"`` (GPU only).
+        seed: Random seed of initialization, data order and augmentations.
+        optim: ``"auto"`` (the method's default), ``"sgd"``, ``"adamw"`` or ``"lars"``.
+        optim_args: Optimizer options: ``lr`` (per 256 images, scaled linearly to
+            ``batch_size``), ``weight_decay``, ``momentum``, ``betas``, ``warmup_epochs``,
+            ``min_lr_ratio``, ``gradient_clip_norm``.
+        transform_args: Options of the method's views, e.g. ``{"image_size": [32, 32]}``.
+        loggers: Any of ``"jsonl"`` (metrics.jsonl) and ``"tensorboard"``; default both.
+        log_every_n_steps: How often metrics are logged.
+        overwrite: Replace the files of an earlier run in ``out`` (other files are kept).
+        progress_bar: Show a progress bar with loss, throughput and data-wait share.
+
+    Returns:
+        The out folder.
+    """
+    if unknown:
+        valid = [p for p in train.__code__.co_varnames[: train.__code__.co_kwonlyargcount]]
+        key = next(iter(unknown))
+        raise ConfigError(
+            f"Unknown option '{key}'.{closest_match_hint(key, valid)} Valid options: {', '.join(valid)}."
+        )
+    values: dict[str, Any] = {
+        "out": os.fspath(out),
+        "data": [os.fspath(d) for d in data] if isinstance(data, list | tuple) else os.fspath(data),
+        "model": model, "method": method, "method_args": method_args or {}, "embed_dim": embed_dim,
+        "epochs": epochs, "batch_size": batch_size, "num_workers": num_workers,
+        "accelerator": accelerator, "devices": devices, "num_nodes": num_nodes,
+        "strategy": strategy, "precision": precision, "seed": seed, "optim": optim,
+        "optim_args": optim_args or {}, "transform_args": transform_args or {},
+        "log_every_n_steps": log_every_n_steps, "overwrite": overwrite, "progress_bar": progress_bar,
+    }
+    if loggers is not None:
+        values["loggers"] = loggers
+    return _train(from_dict(TrainConfig, values, ""))

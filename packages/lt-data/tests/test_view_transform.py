@@ -1,0 +1,134 @@
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import torch
+
+from lt_core import ColorJitter, ConfigError, ConfigTypeError, DataError, ViewConfig
+from lt_data import build_view_transform
+from lt_data._views import _blur_kernel_size
+
+RECIPE = [
+    ViewConfig(size=(32, 32), num_views=2, blur_prob=0.5, solarize_prob=0.2),
+    ViewConfig(size=(16, 16), num_views=6, crop_scale=(0.05, 0.4), blur_prob=0.5),
+]
+MEAN = torch.tensor(RECIPE[0].mean).view(1, 3, 1, 1)
+STD = torch.tensor(RECIPE[0].std).view(1, 3, 1, 1)
+# A view that only crops the whole image and normalizes with mean 0, std 1.
+PLAIN: dict[str, Any] = {
+    "size": (32, 32),
+    "crop_scale": (1.0, 1.0),
+    "crop_ratio": (1.0, 1.0),
+    "hflip_prob": 0.0,
+    "color_jitter": None,
+    "grayscale_prob": 0.0,
+    "mean": (0.0, 0.0, 0.0),
+    "std": (1.0, 1.0, 1.0),
+}
+
+
+def assert_close(actual: torch.Tensor, expected: torch.Tensor, atol: float = 1e-5) -> None:
+    # Not torch.testing.assert_close: its first call takes seconds (it imports numpy).
+    assert actual.shape == expected.shape and actual.dtype == expected.dtype
+    assert (actual - expected).abs().max() <= atol
+
+
+def images(b: int = 8, size: int = 32) -> torch.Tensor:
+    g = torch.Generator().manual_seed(1)
+    return torch.randint(0, 256, (b, 3, size, size), dtype=torch.uint8, generator=g)
+
+
+def test_outputs_shapes_dtype_range() -> None:
+    views = build_view_transform(RECIPE)(images())
+    assert len(views) == 8
+    assert [tuple(v.shape) for v in views] == [(8, 3, 32, 32)] * 2 + [(8, 3, 16, 16)] * 6
+    for v in views:
+        assert v.dtype == torch.float32 and v.is_contiguous()
+        assert torch.isfinite(v).all()
+        # Normalized values of pixels in [0, 1].
+        assert (v >= (0 - MEAN) / STD - 1e-4).all() and (v <= (1 - MEAN) / STD + 1e-4).all()
+        assert -1.5 < v.mean() < 1.5 and v.std() > 0.2
+
+
+def test_reproducible_with_manual_seed() -> None:
+    transform = build_view_transform(RECIPE)
+    torch.manual_seed(0)
+    a = transform(images())
+    torch.manual_seed(0)
+    b = transform(images())
+    c = transform(images())
+    assert all(torch.equal(x, y) for x, y in zip(a, b))
+    assert not torch.equal(a[0], c[0])
+
+
+def test_views_and_images_get_independent_parameters() -> None:
+    x = images(1).expand(16, -1, -1, -1)  # the same image 16 times
+    views = build_view_transform(RECIPE)(x)
+    assert not torch.equal(views[0], views[1])
+    for v in (views[0], views[2]):
+        distinct = {tuple(row.flatten()[:64].tolist()) for row in v}
+        assert len(distinct) > 12
+
+
+def test_plain_view_is_identity_and_skips_zero_probability_ops() -> None:
+    transform = build_view_transform([ViewConfig(**PLAIN)])
+    ops = [type(m).__name__ for m in transform.groups[0].children()]
+    assert ops == ["RandomResizedCrop", "Normalize"]
+    x = images()
+    (view,) = transform(x)
+    assert_close(view, x.float() / 255)
+    assert_close(transform(x.float() / 255)[0], x.float() / 255)  # float input
+
+
+def test_normalization() -> None:
+    cfg = ViewConfig(**{**PLAIN, "mean": (0.5, 0.25, 0.0), "std": (0.5, 0.25, 2.0)})
+    x = images()
+    (view,) = build_view_transform([cfg])(x)
+    expected = (x.float() / 255 - torch.tensor([0.5, 0.25, 0.0]).view(1, 3, 1, 1)) / torch.tensor(
+        [0.5, 0.25, 2.0]
+    ).view(1, 3, 1, 1)
+    assert_close(view, expected)
+
+
+def test_solarize_threshold_and_grayscale() -> None:
+    x = images()
+    (view,) = build_view_transform([ViewConfig(**{**PLAIN, "solarize_prob": 1.0})])(x)
+    f = x.float() / 255
+    assert_close(view, torch.where(f >= 0.5, 1 - f, f))
+    (view,) = build_view_transform([ViewConfig(**{**PLAIN, "grayscale_prob": 1.0})])(x)
+    assert torch.allclose(view[:, 0], view[:, 1]) and torch.allclose(view[:, 1], view[:, 2])
+
+
+def test_color_jitter_and_blur_change_the_image() -> None:
+    x = images()
+    jitter = ColorJitter(prob=1.0, brightness=0.8, contrast=0.8, saturation=0.8, hue=0.2)
+    extras: list[dict[str, Any]] = [
+        {"color_jitter": jitter},
+        {"blur_prob": 1.0, "blur_sigma": (10.0, 20.0)},
+    ]
+    for extra in extras:
+        (view,) = build_view_transform([ViewConfig(**{**PLAIN, **extra})])(x)
+        assert (view - x.float() / 255).abs().mean() > 0.02
+    (view,) = build_view_transform([ViewConfig(**{**PLAIN, "hflip_prob": 1.0})])(x)
+    assert_close(view, x.float().flip(-1) / 255)
+
+
+def test_blur_kernel_size() -> None:
+    assert _blur_kernel_size((224, 224)) == 23
+    assert _blur_kernel_size((32, 32)) == 5
+    assert _blur_kernel_size((16, 16)) == 3
+    assert _blur_kernel_size((8, 8)) == 3
+    assert _blur_kernel_size((96, 128)) == 13
+
+
+def test_bad_recipe_and_input() -> None:
+    with pytest.raises(ConfigError, match="empty"):
+        build_view_transform([])
+    with pytest.raises(ConfigTypeError, match=r"recipe\[0\]"):
+        build_view_transform([{"size": (32, 32)}])  # type: ignore[list-item]
+    transform = build_view_transform(RECIPE)
+    with pytest.raises(DataError, match=r"\(B, 3, H, W\)"):
+        transform(images()[0])
+    with pytest.raises(DataError, match="uint8"):
+        transform(images().int())

@@ -1,0 +1,85 @@
+"""Small helpers shared by the method configs: value checks and view-size rules.
+
+Every check raises :class:`lt_core.ConfigError` naming the option, the valid range and
+the value that was given, so a bad ``method_args`` or ``transform_args`` entry fails before
+any work starts.
+"""
+
+from __future__ import annotations
+
+from lt_core import ColorJitter, ConfigError
+
+__all__ = [
+    "check_crop_scale",
+    "check_int",
+    "check_positive",
+    "check_prob",
+    "check_range",
+    "check_size",
+    "color_jitter",
+    "scale_size",
+]
+
+
+def check_prob(name: str, value: float) -> None:
+    """``value`` must be a probability in ``[0, 1]``."""
+    if not 0.0 <= value <= 1.0:
+        raise ConfigError(f"{name} must be a probability in [0, 1], got {value!r}.")
+
+
+def check_positive(name: str, value: float) -> None:
+    """``value`` must be ``> 0``."""
+    if not value > 0:
+        raise ConfigError(f"{name} must be > 0, got {value!r}.")
+
+
+def check_int(name: str, value: int, minimum: int) -> None:
+    """``value`` must be an int ``>= minimum``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(f"{name} must be an int >= {minimum}, got {value!r}.")
+
+
+def check_range(name: str, value: float, low: float, high: float) -> None:
+    """``value`` must lie in ``[low, high]``."""
+    if not low <= value <= high:
+        raise ConfigError(f"{name} must be in [{low}, {high}], got {value!r}.")
+
+
+def check_size(name: str, size: tuple[int, int]) -> None:
+    """``size`` must be ``(height, width)`` with two positive ints."""
+    if (
+        len(size) != 2
+        or any(isinstance(s, bool) or not isinstance(s, int) for s in size)
+        or min(size) < 1
+    ):
+        raise ConfigError(f"{name} must be (height, width) with ints >= 1, got {size!r}.")
+
+
+def check_crop_scale(name: str, scale: tuple[float, float]) -> None:
+    """``scale`` must be ``(min, max)`` with ``0 < min <= max <= 1``."""
+    if len(scale) != 2 or not 0.0 < scale[0] <= scale[1] <= 1.0:
+        raise ConfigError(
+            f"{name} must be (min, max) with 0 < min <= max <= 1 (fractions of the image "
+            f"area), got {scale!r}."
+        )
+
+
+def color_jitter(
+    base: tuple[float, float, float, float], strength: float, prob: float
+) -> ColorJitter | None:
+    """Scale the ``(brightness, contrast, saturation, hue)`` strengths ``base`` by
+    ``strength``; ``None`` (no jitter) when ``prob`` or ``strength`` is 0."""
+    if prob == 0.0 or strength == 0.0:
+        return None
+    b, c, s, h = (v * strength for v in base)
+    return ColorJitter(prob=prob, brightness=b, contrast=c, saturation=s, hue=min(h, 0.5))
+
+
+def scale_size(image_size: tuple[int, int], numerator: int, denominator: int) -> tuple[int, int]:
+    """Scale each side of ``image_size`` by ``numerator / denominator``, at least 8 pixels.
+
+    The DINO recipe's 96-pixel local crops of 224-pixel images become
+    ``scale_size(image_size, 96, 224)``: 14 pixels for a 32-pixel image.
+    """
+    h, w = image_size
+    return (max(8, round(h * numerator / denominator)), max(8, round(w * numerator / denominator)))

@@ -1,0 +1,176 @@
+"""DINO specifics: views, teacher, EMA, last-layer freeze, teacher-temperature warm-up."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import torch
+
+from lt_core import ConfigError, from_dict
+from lt_methods import DINO, DINOArgs, DINOTransformArgs
+
+Factory = Callable[..., Any]
+
+
+def _recipe(**values: Any) -> list[Any]:
+    return DINO.view_recipe(from_dict(DINOTransformArgs, values, "transform_args"))
+
+
+def test_recipe_defaults_follow_the_paper_at_224() -> None:
+    g1, g2, local = _recipe()
+    assert g1.size == g2.size == (224, 224) and local.size == (96, 96)
+    assert g1.num_views == g2.num_views == 1 and local.num_views == 6
+    assert (g1.blur_prob, g1.solarize_prob) == (1.0, 0.0)
+    assert (g2.blur_prob, g2.solarize_prob) == (0.1, 0.2)
+    assert (local.blur_prob, local.solarize_prob) == (0.5, 0.0)
+    assert g1.crop_scale == (0.4, 1.0) and local.crop_scale == (0.05, 0.4)
+
+
+@pytest.mark.parametrize(
+    ("size", "local"),
+    [((32, 32), (14, 14)), ((64, 32), (27, 14)), ((16, 16), (8, 8)), ((8, 8), (8, 8))],
+)
+def test_local_views_scale_with_image_size(size: tuple[int, int], local: tuple[int, int]) -> None:
+    g1, g2, loc = _recipe(image_size=list(size))
+    assert g1.size == g2.size == size
+    assert loc.size == local
+
+
+def test_explicit_view_sizes_and_no_local_views() -> None:
+    g1, _, loc = _recipe(
+        image_size=[64, 64],
+        global_view={"view_size": [48, 48]},
+        local_view={"view_size": [20, 20], "num_views": 2},
+    )
+    assert g1.size == (48, 48) and loc.size == (20, 20) and loc.num_views == 2
+    assert len(_recipe(local_view={"num_views": 0})) == 2
+
+
+def test_nested_unknown_key_names_the_path() -> None:
+    with pytest.raises(ConfigError, match=r"transform_args\.local_view\.num_view'.*'num_views'"):
+        from_dict(DINOTransformArgs, {"local_view": {"num_view": 2}}, "transform_args")
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"teacher_temp": 0}, r"method_args\.teacher_temp must be > 0"),
+        ({"momentum_start": 1.5}, r"momentum_start must be in \[0.0, 1.0\]"),
+        ({"warmup_teacher_temp_epochs": -1}, r"warmup_teacher_temp_epochs must be an int >= 0"),
+        ({"out_dim": 0}, r"out_dim must be an int >= 1"),
+    ],
+)
+def test_invalid_method_args(values: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        from_dict(DINOArgs, values, "method_args")
+
+
+def test_invalid_transform_args() -> None:
+    with pytest.raises(ConfigError, match=r"global_view\.blur_prob\[1\]"):
+        from_dict(DINOTransformArgs, {"global_view": {"blur_prob": [1.0, 2.0]}}, "transform_args")
+    with pytest.raises(ConfigError, match=r"local_view\.crop_scale"):
+        from_dict(DINOTransformArgs, {"local_view": {"crop_scale": [0, 0.4]}}, "transform_args")
+
+
+def test_teacher_is_a_frozen_copy_outside_the_param_groups(method_factory: Factory) -> None:
+    method = method_factory("dino")
+    teacher = list(method.teacher_model.parameters()) + list(method.teacher_head.parameters())
+    assert teacher and not any(p.requires_grad for p in teacher)
+    grouped = {id(p) for g in method.param_groups() for p in g["params"]}
+    assert not grouped & {id(p) for p in teacher}
+    student = method.model.state_dict() | {
+        f"head.{k}": v for k, v in method.projection_head.state_dict().items()
+    }
+    teacher_sd = method.teacher_model.state_dict() | {
+        f"head.{k}": v for k, v in method.teacher_head.state_dict().items()
+    }
+    assert all(torch.equal(student[k], teacher_sd[k]) for k in student)
+    assert method.teacher_model.wrapper is not method.model.wrapper
+
+
+def test_ema_moves_the_teacher_toward_the_student(
+    method_factory: Factory, views_factory: Factory
+) -> None:
+    method = method_factory("dino")
+    out = method(views_factory(method), step=0, max_steps=10, steps_per_epoch=5)
+    out["loss"].backward()
+    torch.optim.SGD(method.param_groups(), lr=0.5).step()
+    student = dict(method.model.named_parameters())
+    before = {k: p.detach().clone() for k, p in method.teacher_model.named_parameters()}
+    method.on_after_optimizer_step(step=0, max_steps=10)
+    m = method.ema_momentum(0, 10)
+    assert m == pytest.approx(0.996) and float(out["ema_momentum"]) == pytest.approx(m)
+    moved = 0
+    for k, p in method.teacher_model.named_parameters():
+        expected = m * before[k] + (1 - m) * student[k].detach()
+        assert torch.allclose(p, expected, atol=1e-7)
+        distance_before = (before[k] - student[k]).abs().sum()
+        assert (p - student[k]).abs().sum() <= distance_before + 1e-7
+        moved += int(not torch.equal(p, before[k]))
+    assert moved > 0
+    assert method.ema_momentum(9, 10) == pytest.approx(1.0)
+
+
+def test_last_layer_is_frozen_during_the_first_epoch(
+    method_factory: Factory, views_factory: Factory
+) -> None:
+    method = method_factory("dino", norm_last_layer=False)
+    views = views_factory(method)
+    last = list(method.projection_head.last_layer.parameters())
+    for step, frozen in [(0, True), (4, True), (5, False)]:
+        method.zero_grad(set_to_none=True)
+        method(views, step=step, max_steps=10, steps_per_epoch=5)["loss"].backward()
+        assert all(p.grad is not None for p in last)
+        method.on_before_optimizer_step(step=step, steps_per_epoch=5)
+        assert all((p.grad is None) == frozen for p in last), step
+        assert method.projection_head.layers[0].weight.grad is not None
+
+
+def test_norm_last_layer_freezes_the_weight_norm_gain(method_factory: Factory) -> None:
+    method = method_factory("dino")
+    assert not method.projection_head.last_layer.weight_g.requires_grad
+    assert method.projection_head.last_layer.weight_v.requires_grad
+
+
+def test_teacher_temperature_warm_up(method_factory: Factory, views_factory: Factory) -> None:
+    method = method_factory("dino")  # 0.04 -> 0.07 over 30 epochs
+    # A long run: 0.04 at step 0, 0.07 from the end of epoch 30 on.
+    assert method.teacher_temperature(0, 1000, 10) == pytest.approx(0.04)
+    assert method.teacher_temperature(150, 1000, 10) == pytest.approx(0.04 + 0.03 * 150 / 299)
+    assert method.teacher_temperature(299, 1000, 10) == pytest.approx(0.07)
+    assert method.teacher_temperature(999, 1000, 10) == pytest.approx(0.07)
+    # A 5-epoch run: the warm-up is clipped to the run and still ends at 0.07.
+    assert method.teacher_temperature(0, 50, 10) == pytest.approx(0.04)
+    assert method.teacher_temperature(49, 50, 10) == pytest.approx(0.07)
+    views = views_factory(method)
+    out0 = method(views, step=0, max_steps=50, steps_per_epoch=10)
+    out1 = method(views, step=49, max_steps=50, steps_per_epoch=10)
+    assert float(out0["teacher_temp"]) == pytest.approx(0.04)
+    assert float(out1["teacher_temp"]) == pytest.approx(0.07)
+
+
+def test_no_warm_up() -> None:
+    method = DINO.__new__(DINO)  # only the schedule is needed
+    object.__setattr__(method, "args", DINOArgs(warmup_teacher_temp_epochs=0))
+    assert method.teacher_temperature(0, 100, 10) == pytest.approx(0.07)
+
+
+def test_center_is_updated(method_factory: Factory, views_factory: Factory) -> None:
+    method = method_factory("dino")
+    assert torch.all(method.criterion.center == 0)
+    method(views_factory(method), step=0, max_steps=1, steps_per_epoch=1)
+    assert torch.any(method.criterion.center != 0)
+
+
+def test_student_sees_all_views_teacher_the_globals(method_factory: Factory) -> None:
+    method = method_factory("dino")
+    calls: list[tuple[str, tuple[int, ...]]] = []
+    method.model.register_forward_pre_hook(lambda m, a: calls.append(("s", tuple(a[0].shape))))
+    method.teacher_model.register_forward_pre_hook(
+        lambda m, a: calls.append(("t", tuple(a[0].shape)))
+    )
+    views = [torch.randn(4, 3, 32, 32)] * 2 + [torch.randn(4, 3, 14, 14)] * 6
+    method(views, step=0, max_steps=1, steps_per_epoch=1)
+    assert calls == [("t", (8, 3, 32, 32)), ("s", (8, 3, 32, 32)), ("s", (24, 3, 14, 14))]

@@ -1,0 +1,112 @@
+"""The training configuration: every option of ``train()``, checked before any work."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from lt_core import ConfigError
+
+__all__ = ["LOGGERS", "OptimArgs", "TrainConfig"]
+
+LOGGERS = ("jsonl", "tensorboard")
+Precision = Literal["auto", "32-true", "bf16-mixed", "16-mixed"]
+Optimizer = Literal["auto", "sgd", "adamw", "lars"]
+
+
+@dataclass(kw_only=True)
+class OptimArgs:
+    """Optimizer and schedule options (``optim_args``).
+
+    Attributes:
+        lr: Learning rate for a global batch size of 256; the trainer scales it linearly to
+            the actual batch size (``lr * batch_size / 256``). ``None`` takes the method's
+            default.
+        weight_decay: Weight decay of weights (biases and norm parameters get none).
+            ``None`` takes the method's default.
+        momentum: Momentum of SGD and LARS.
+        betas: Adam betas of AdamW.
+        warmup_epochs: Epochs of linear learning-rate warm-up from 0. ``None`` takes
+            ``min(10, 10% of the run)``.
+        min_lr_ratio: Final learning rate of the cosine decay, relative to the peak.
+        gradient_clip_norm: Clip the global gradient norm to this value; ``None`` does not
+            clip.
+    """
+
+    lr: float | None = None
+    weight_decay: float | None = None
+    momentum: float = 0.9
+    betas: tuple[float, float] = (0.9, 0.999)
+    warmup_epochs: float | None = None
+    min_lr_ratio: float = 0.0
+    gradient_clip_norm: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.lr is not None and self.lr <= 0:
+            raise ConfigError(f"optim_args.lr must be > 0, got {self.lr}.")
+        if self.weight_decay is not None and self.weight_decay < 0:
+            raise ConfigError(f"optim_args.weight_decay must be >= 0, got {self.weight_decay}.")
+        if self.warmup_epochs is not None and self.warmup_epochs < 0:
+            raise ConfigError(f"optim_args.warmup_epochs must be >= 0, got {self.warmup_epochs}.")
+        if not 0.0 <= self.min_lr_ratio <= 1.0:
+            raise ConfigError(f"optim_args.min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}.")
+        if self.gradient_clip_norm is not None and self.gradient_clip_norm <= 0:
+            raise ConfigError(
+                f"optim_args.gradient_clip_norm must be > 0 or None, got {self.gradient_clip_norm}."
+            )
+
+
+@dataclass(kw_only=True)
+class TrainConfig:
+    """All options of a pretraining run. See ``lightly_train.train`` for each one.
+
+    ``model`` is a model wrapper (an ``nn.Module`` with the four wrapper methods) or a model
+    name such as ``"torchvision/resnet18"``. ``method_args`` and ``transform_args`` are
+    dicts checked against the chosen method's option dataclasses.
+    """
+
+    out: str
+    data: str | list[str]
+    model: Any
+    method: str | None = None
+    method_args: dict[str, Any] = field(default_factory=dict)
+    embed_dim: int | None = None
+    epochs: int = 100
+    batch_size: int = 128
+    num_workers: int | Literal["auto"] = "auto"
+    accelerator: Literal["auto", "cpu", "cuda", "gpu", "mps"] = "auto"
+    devices: int | Literal["auto"] = "auto"
+    num_nodes: int = 1
+    strategy: Literal["auto", "ddp", "ddp_spawn"] = "auto"
+    precision: Precision = "auto"
+    seed: int = 0
+    optim: Optimizer = "auto"
+    optim_args: OptimArgs = field(default_factory=OptimArgs)
+    transform_args: dict[str, Any] = field(default_factory=dict)
+    loggers: list[str] = field(default_factory=lambda: list(LOGGERS))
+    log_every_n_steps: int = 10
+    overwrite: bool = False
+    progress_bar: bool = True
+
+    def __post_init__(self) -> None:
+        if isinstance(self.out, os.PathLike):
+            self.out = os.fspath(self.out)
+        for name in ("epochs", "batch_size", "num_nodes", "log_every_n_steps"):
+            value = getattr(self, name)
+            if value < 1:
+                raise ConfigError(f"{name} must be >= 1, got {value}.")
+        if isinstance(self.num_workers, int) and self.num_workers < 0:
+            raise ConfigError(f"num_workers must be >= 0 or 'auto', got {self.num_workers}.")
+        if isinstance(self.devices, int) and self.devices < 1:
+            raise ConfigError(f"devices must be >= 1 or 'auto', got {self.devices}.")
+        if self.embed_dim is not None and self.embed_dim < 1:
+            raise ConfigError(f"embed_dim must be None or >= 1, got {self.embed_dim}.")
+        unknown = [name for name in self.loggers if name not in LOGGERS]
+        if unknown:
+            raise ConfigError(f"Unknown logger(s) {unknown}; valid loggers: {', '.join(LOGGERS)}.")
+
+    @property
+    def out_path(self) -> Path:
+        return Path(self.out)

@@ -1,0 +1,74 @@
+"""Optimizers (SGD, AdamW, LARS) and the warm-up + cosine learning-rate schedule."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch.optim import Optimizer
+
+from lt_train._config import OptimArgs
+
+__all__ = ["build_optimizer", "lr_at_step", "scaled_lr", "warmup_steps"]
+
+REFERENCE_BATCH_SIZE = 256
+
+
+def scaled_lr(base_lr: float, batch_size: int) -> float:
+    """Linear scaling rule: ``base_lr`` is given for a global batch of 256."""
+    return base_lr * batch_size / REFERENCE_BATCH_SIZE
+
+
+def build_optimizer(
+    name: str,
+    param_groups: list[dict[str, Any]],
+    *,
+    lr: float,
+    weight_decay: float,
+    args: OptimArgs,
+) -> Optimizer:
+    """Create optimizer ``name`` over ``param_groups``.
+
+    Groups that set their own ``weight_decay`` (biases and norm parameters set 0) keep it;
+    the others get ``weight_decay``. Each group remembers its peak lr as ``initial_lr``.
+    """
+    groups = []
+    for group in param_groups:
+        group = dict(group)
+        group.setdefault("weight_decay", weight_decay)
+        group["initial_lr"] = lr * group.pop("lr_scale", 1.0)
+        group["lr"] = group["initial_lr"]
+        groups.append(group)
+    if name == "sgd":
+        return torch.optim.SGD(groups, lr=lr, momentum=args.momentum)
+    if name == "adamw":
+        return torch.optim.AdamW(groups, lr=lr, betas=args.betas)
+    if name == "lars":
+        from lt_methods import LARS
+
+        return LARS(groups, lr=lr, momentum=args.momentum)
+    raise ValueError(f"Unknown optimizer {name!r}")
+
+
+def warmup_steps(args: OptimArgs, epochs: int, steps_per_epoch: int) -> int:
+    """Warm-up length in steps: ``warmup_epochs``, or ``min(10 epochs, 10% of the run)``."""
+    total = epochs * steps_per_epoch
+    epochs_ = args.warmup_epochs if args.warmup_epochs is not None else min(10.0, 0.1 * epochs)
+    return min(total, int(round(epochs_ * steps_per_epoch)))
+
+
+def lr_at_step(step: int, *, max_steps: int, warmup: int, min_ratio: float) -> float:
+    """Multiplier of the peak lr at ``step``: linear warm-up, then cosine decay to
+    ``min_ratio``."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = (step - warmup) / max(1, max_steps - warmup)
+    return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+def set_lr(optimizer: Optimizer, factor: float) -> float:
+    """Set every group's lr to ``initial_lr * factor``; return the first group's lr."""
+    for group in optimizer.param_groups:
+        group["lr"] = group["initial_lr"] * factor
+    return float(optimizer.param_groups[0]["lr"])

@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from lt_core import ConfigError, from_dict
+from lt_train import OptimArgs
+from lt_train._optim import build_optimizer, lr_at_step, scaled_lr, set_lr, warmup_steps
+
+
+def test_linear_lr_scaling() -> None:
+    assert scaled_lr(0.3, 256) == pytest.approx(0.3)
+    assert scaled_lr(0.3, 64) == pytest.approx(0.075)
+
+
+def test_warmup_defaults_to_min_of_10_epochs_and_10_percent() -> None:
+    assert warmup_steps(OptimArgs(), epochs=100, steps_per_epoch=5) == 50
+    assert warmup_steps(OptimArgs(), epochs=10, steps_per_epoch=5) == 5
+    assert warmup_steps(OptimArgs(warmup_epochs=2), epochs=10, steps_per_epoch=5) == 10
+    assert warmup_steps(OptimArgs(warmup_epochs=50), epochs=10, steps_per_epoch=5) == 50
+
+
+def test_schedule_warms_up_linearly_then_decays_by_cosine() -> None:
+    f = [lr_at_step(s, max_steps=100, warmup=10, min_ratio=0.1) for s in range(100)]
+    assert f[0] == pytest.approx(0.1) and f[4] == pytest.approx(0.5) and f[9] == pytest.approx(1.0)
+    assert f[10] == pytest.approx(1.0)
+    assert all(a >= b for a, b in zip(f[10:], f[11:]))
+    assert f[55] == pytest.approx(0.55, abs=0.01)
+    assert lr_at_step(100, max_steps=100, warmup=10, min_ratio=0.1) == pytest.approx(0.1)
+
+
+@pytest.mark.parametrize("name", ["sgd", "adamw", "lars"])
+def test_build_optimizer_keeps_no_decay_groups(name: str) -> None:
+    w, b = torch.nn.Parameter(torch.randn(3, 3)), torch.nn.Parameter(torch.zeros(3))
+    opt = build_optimizer(
+        name, [{"params": [w]}, {"params": [b], "weight_decay": 0.0}],
+        lr=0.5, weight_decay=1e-4, args=OptimArgs(),
+    )
+    assert [g["weight_decay"] for g in opt.param_groups] == [1e-4, 0.0]
+    assert set_lr(opt, 0.5) == pytest.approx(0.25)
+    (w.sum() + b.sum()).backward()
+    opt.step()
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"lr": -1}, "optim_args.lr must be > 0"),
+        ({"min_lr_ratio": 2}, "min_lr_ratio must be in"),
+        ({"gradient_clip_norm": 0}, "gradient_clip_norm must be > 0"),
+        ({"learning_rate": 0.1}, "Unknown key 'optim_args.learning_rate'"),
+    ],
+)
+def test_bad_optim_args(values: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        from_dict(OptimArgs, values, "optim_args")

@@ -1,0 +1,85 @@
+"""End-to-end pretraining runs through all five packages, on CPU, on real images."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from torchvision.models import resnet18
+
+import lightly_train
+
+FAST = {"epochs": 1, "batch_size": 64, "num_workers": 1, "accelerator": "cpu", "progress_bar": False}
+
+
+def _check_out(out: Path) -> list[dict[str, object]]:
+    state = torch.load(out / "exported_models" / "exported_last.pt", weights_only=True)
+    resnet18().load_state_dict(state, strict=True)
+    assert (out / "checkpoints" / "last.ckpt").is_file()
+    assert (out / "train.log").read_text().count("Epoch 1/1 done") == 1
+    assert list((out / "tensorboard").glob("events.out.tfevents.*"))
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert records[-1]["event"] == "end"
+    assert all(r["loss"] == r["loss"] for r in records if "loss" in r)  # no NaN
+    return records
+
+
+@pytest.mark.parametrize("method", ["simclr", "dino"])
+def test_python_api_one_epoch(method: str, wrapper, images: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    out = tmp_path / "out"
+    before = {k: v.clone() for k, v in wrapper.get_model().state_dict().items()}
+    result = lightly_train.train(
+        out=out, data=images, model=wrapper, method=method,
+        transform_args={"image_size": [32, 32]}, log_every_n_steps=1, **FAST,
+    )
+    assert result == out
+    records = _check_out(out)
+    steps = [r for r in records if "loss" in r]
+    assert len(steps) == 300 // 64  # drop_last
+    assert {"loss", "lr", "images_per_s", "data_wait"} <= set(steps[0])
+    after = wrapper.get_model().state_dict()
+    assert any(not torch.equal(before[k], after[k]) for k in before)  # weights were trained
+    config = json.loads((out / "config.json").read_text())
+    assert config["method"] == method and config["resolved"]["num_images"] == 300
+
+
+def test_cli_one_epoch(images: Path, tmp_path: Path) -> None:
+    out = tmp_path / "cli_out"
+    cmd = [
+        sys.executable, "-m", "lightly_train._cli", "train", f"out={out}", f"data={images}",
+        "model=torchvision/resnet18", "method=simclr", "epochs=1", "batch_size=64", "num_workers=0",
+        "accelerator=cpu", "transform_args.image_size=[32,32]", "optim_args.lr=0.1", "progress_bar=false",
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert "Exported model:" in proc.stdout
+    _check_out(out)
+    config = json.loads((out / "config.json").read_text())
+    assert config["resolved"]["lr"] == pytest.approx(0.1 * 64 / 256)
+
+
+def test_bad_images_are_skipped_and_counted(images: Path, tmp_path: Path, wrapper) -> None:  # type: ignore[no-untyped-def]
+    (images / "cat" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    (images / "dog" / "empty.png").write_bytes(b"")
+    out = tmp_path / "out"
+    lightly_train.train(out=out, data=images, model=wrapper, method="simclr",
+                        transform_args={"image_size": [32, 32]}, **FAST)
+    log = (out / "train.log").read_text()
+    assert "broken.jpg" in log and "empty.png" in log
+    end = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
+    assert end["skipped_images"] <= 2  # drop_last may leave one of them unread
+    assert "Skipped" in log
+
+
+def test_overwrite_keeps_user_files(images: Path, tmp_path: Path, wrapper) -> None:  # type: ignore[no-untyped-def]
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    lightly_train.train(out=out, data=images, model=wrapper, method="simclr",
+                        transform_args={"image_size": [32, 32]}, overwrite=True, **FAST)
+    assert (out / "notes.txt").read_text() == "mine"
+    assert (out / "exported_models" / "exported_last.pt").is_file()
