@@ -22,7 +22,11 @@ def out(tmp_path: Path) -> Path:
 
 def _run(out: Path, data: object, **kwargs: object) -> None:
     options: dict[str, object] = dict(
-        model="torchvision/resnet18", epochs=1, batch_size=8, accelerator="cpu", overwrite=True,
+        model="torchvision/resnet18",
+        epochs=1,
+        batch_size=8,
+        accelerator="cpu",
+        overwrite=True,
         transform_args={"image_size": [32, 32]},
     )
     options.update(kwargs)
@@ -60,21 +64,65 @@ def _no_images(tmp_path: Path) -> Path:
 
 
 CASES = [
-    pytest.param(lambda t, img: dict(data=t / "missing"), DataError, "missing", id="missing-folder"),
+    pytest.param(
+        lambda t, img: dict(data=t / "missing"), DataError, "missing", id="missing-folder"
+    ),
     pytest.param(lambda t, img: dict(data=_empty(t)), DataError, "is empty", id="empty-folder"),
-    pytest.param(lambda t, img: dict(data=_no_images(t)), DataError, "contains no images: its 1 file", id="no-images"),
-    pytest.param(lambda t, img: dict(data=img, model="torchvision/resnet19"), ConfigError, "Did you mean 'resnet18'", id="unknown-model"),
-    pytest.param(lambda t, img: dict(data=img, method="simclear"), ConfigError, "Did you mean 'simclr'", id="unknown-method"),
-    pytest.param(lambda t, img: dict(data=img, model=nn.Linear(3, 3)), WrapperTypeError, "missing the wrapper method", id="plain-module"),
-    pytest.param(lambda t, img: dict(data=img, model=TooFewChannels()), WrapperValueError, "feature_dim\\(\\) returns 16", id="invalid-wrapper"),
-    pytest.param(lambda t, img: dict(data=img, batch_size=1000), DataError, "batch_size=1000 is larger than the dataset \\(300 images", id="batch-too-large"),
-    pytest.param(lambda t, img: dict(data=img, method_args={"temprature": 0.1}, method="simclr"), ConfigError, "Did you mean 'temperature'", id="method-arg-typo"),
-    pytest.param(lambda t, img: dict(data=img, transform_args={"image_sise": [32, 32]}), ConfigError, "Did you mean 'image_size'", id="transform-arg-typo"),
+    pytest.param(
+        lambda t, img: dict(data=_no_images(t)),
+        DataError,
+        "contains no images: its 1 file",
+        id="no-images",
+    ),
+    pytest.param(
+        lambda t, img: dict(data=img, model="torchvision/resnet19"),
+        ConfigError,
+        "Did you mean 'resnet18'",
+        id="unknown-model",
+    ),
+    pytest.param(
+        lambda t, img: dict(data=img, method="simclear"),
+        ConfigError,
+        "Did you mean 'simclr'",
+        id="unknown-method",
+    ),
+    pytest.param(
+        lambda t, img: dict(data=img, model=nn.Linear(3, 3)),
+        WrapperTypeError,
+        "missing the wrapper method",
+        id="plain-module",
+    ),
+    pytest.param(
+        lambda t, img: dict(data=img, model=TooFewChannels()),
+        WrapperValueError,
+        "feature_dim\\(\\) returns 16",
+        id="invalid-wrapper",
+    ),
+    pytest.param(
+        lambda t, img: dict(data=img, batch_size=1000),
+        DataError,
+        "batch_size=1000 is larger than the dataset \\(300 images",
+        id="batch-too-large",
+    ),
+    pytest.param(
+        lambda t, img: dict(data=img, method_args={"temprature": 0.1}, method="simclr"),
+        ConfigError,
+        "Did you mean 'temperature'",
+        id="method-arg-typo",
+    ),
+    pytest.param(
+        lambda t, img: dict(data=img, transform_args={"image_sise": [32, 32]}),
+        ConfigError,
+        "Did you mean 'image_size'",
+        id="transform-arg-typo",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("make", "error", "message"), CASES)
-def test_bad_input_fails_fast_and_writes_nothing(make, error, message, out: Path, tmp_path: Path, images: Path) -> None:  # type: ignore[no-untyped-def]
+def test_bad_input_fails_fast_and_writes_nothing(
+    make, error, message, out: Path, tmp_path: Path, images: Path
+) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(error, match=message) as info:
         _run(out, **make(tmp_path, images))
     assert isinstance(info.value, LightlyTrainError)
@@ -91,5 +139,7 @@ def test_out_is_a_file(tmp_path: Path, images: Path) -> None:
 
 def test_non_empty_out_without_overwrite(out: Path, images: Path) -> None:
     with pytest.raises(ConfigError, match="exists and is not empty"):
-        lightly_train.train(out=out, data=images, model="torchvision/resnet18", epochs=1, accelerator="cpu")
+        lightly_train.train(
+            out=out, data=images, model="torchvision/resnet18", epochs=1, accelerator="cpu"
+        )
     assert sorted(p.name for p in out.iterdir()) == ["keep.txt"]

@@ -14,14 +14,29 @@ from torchvision.models import resnet18
 def test_two_process_cpu_ddp(images: Path, tmp_path: Path) -> None:
     out = tmp_path / "ddp_out"
     cmd = [
-        sys.executable, "-m", "lightly_train._cli", "train", f"out={out}", f"data={images}",
-        "model=torchvision/resnet18", "method=simclr", "epochs=1", "batch_size=64",
-        "num_workers=0", "accelerator=cpu", "devices=2", "strategy=ddp",
-        "transform_args.image_size=[32,32]", "progress_bar=false", "log_every_n_steps=1",
+        sys.executable,
+        "-m",
+        "lightly_train._cli",
+        "train",
+        f"out={out}",
+        f"data={images}",
+        "model=torchvision/resnet18",
+        "method=simclr",
+        "epochs=1",
+        "batch_size=64",
+        "num_workers=0",
+        "accelerator=cpu",
+        "devices=2",
+        "strategy=ddp",
+        "transform_args.image_size=[32,32]",
+        "progress_bar=false",
+        "log_every_n_steps=1",
     ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-4000:]
-    resnet18().load_state_dict(torch.load(out / "exported_models" / "exported_last.pt", weights_only=True))
+    resnet18().load_state_dict(
+        torch.load(out / "exported_models" / "exported_last.pt", weights_only=True)
+    )
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     # 300 images, global batch 64 over 2 processes of 32: each process sees 150 -> 4 steps.
     assert len([r for r in records if "loss" in r]) == 4

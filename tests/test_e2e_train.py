@@ -13,7 +13,13 @@ from torchvision.models import resnet18
 
 import lightly_train
 
-FAST = {"epochs": 1, "batch_size": 64, "num_workers": 1, "accelerator": "cpu", "progress_bar": False}
+FAST = {
+    "epochs": 1,
+    "batch_size": 64,
+    "num_workers": 1,
+    "accelerator": "cpu",
+    "progress_bar": False,
+}
 
 
 def _check_out(out: Path) -> list[dict[str, object]]:
@@ -33,8 +39,13 @@ def test_python_api_one_epoch(method: str, wrapper, images: Path, tmp_path: Path
     out = tmp_path / "out"
     before = {k: v.clone() for k, v in wrapper.get_model().state_dict().items()}
     result = lightly_train.train(
-        out=out, data=images, model=wrapper, method=method,
-        transform_args={"image_size": [32, 32]}, log_every_n_steps=1, **FAST,
+        out=out,
+        data=images,
+        model=wrapper,
+        method=method,
+        transform_args={"image_size": [32, 32]},
+        log_every_n_steps=1,
+        **FAST,
     )
     assert result == out
     records = _check_out(out)
@@ -50,9 +61,21 @@ def test_python_api_one_epoch(method: str, wrapper, images: Path, tmp_path: Path
 def test_cli_one_epoch(images: Path, tmp_path: Path) -> None:
     out = tmp_path / "cli_out"
     cmd = [
-        sys.executable, "-m", "lightly_train._cli", "train", f"out={out}", f"data={images}",
-        "model=torchvision/resnet18", "method=simclr", "epochs=1", "batch_size=64", "num_workers=0",
-        "accelerator=cpu", "transform_args.image_size=[32,32]", "optim_args.lr=0.1", "progress_bar=false",
+        sys.executable,
+        "-m",
+        "lightly_train._cli",
+        "train",
+        f"out={out}",
+        f"data={images}",
+        "model=torchvision/resnet18",
+        "method=simclr",
+        "epochs=1",
+        "batch_size=64",
+        "num_workers=0",
+        "accelerator=cpu",
+        "transform_args.image_size=[32,32]",
+        "optim_args.lr=0.1",
+        "progress_bar=false",
     ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
@@ -66,8 +89,14 @@ def test_bad_images_are_skipped_and_counted(images: Path, tmp_path: Path, wrappe
     (images / "cat" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
     (images / "dog" / "empty.png").write_bytes(b"")
     out = tmp_path / "out"
-    lightly_train.train(out=out, data=images, model=wrapper, method="simclr",
-                        transform_args={"image_size": [32, 32]}, **FAST)
+    lightly_train.train(
+        out=out,
+        data=images,
+        model=wrapper,
+        method="simclr",
+        transform_args={"image_size": [32, 32]},
+        **FAST,
+    )
     log = (out / "train.log").read_text()
     assert "broken.jpg" in log and "empty.png" in log
     end = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
@@ -79,7 +108,14 @@ def test_overwrite_keeps_user_files(images: Path, tmp_path: Path, wrapper) -> No
     out = tmp_path / "out"
     out.mkdir()
     (out / "notes.txt").write_text("mine")
-    lightly_train.train(out=out, data=images, model=wrapper, method="simclr",
-                        transform_args={"image_size": [32, 32]}, overwrite=True, **FAST)
+    lightly_train.train(
+        out=out,
+        data=images,
+        model=wrapper,
+        method="simclr",
+        transform_args={"image_size": [32, 32]},
+        overwrite=True,
+        **FAST,
+    )
     assert (out / "notes.txt").read_text() == "mine"
     assert (out / "exported_models" / "exported_last.pt").is_file()

@@ -11,10 +11,21 @@ from lt_core import ConfigError
 @pytest.mark.parametrize(
     ("text", "value"),
     [
-        ("10", 10), ("0.1", 0.1), ("1e-3", 1e-3), ("true", True), ("False", False),
-        ("null", None), ("[32,32]", [32, 32]), ("[32, 32]", [32, 32]), ("(32, 32)", (32, 32)),
-        ("out/my_experiment", "out/my_experiment"), ("torchvision/resnet18", "torchvision/resnet18"),
-        ("bf16-mixed", "bf16-mixed"), ("[a,b/c]", ["a", "b/c"]), ('"123"', "123"), ("dino", "dino"),
+        ("10", 10),
+        ("0.1", 0.1),
+        ("1e-3", 1e-3),
+        ("true", True),
+        ("False", False),
+        ("null", None),
+        ("[32,32]", [32, 32]),
+        ("[32, 32]", [32, 32]),
+        ("(32, 32)", (32, 32)),
+        ("out/my_experiment", "out/my_experiment"),
+        ("torchvision/resnet18", "torchvision/resnet18"),
+        ("bf16-mixed", "bf16-mixed"),
+        ("[a,b/c]", ["a", "b/c"]),
+        ('"123"', "123"),
+        ("dino", "dino"),
     ],
 )
 def test_parse_value(text: str, value: object) -> None:
@@ -23,7 +34,12 @@ def test_parse_value(text: str, value: object) -> None:
 
 def test_parse_nested_keys() -> None:
     assert parse_key_values(
-        ["epochs=3", "optim_args.lr=0.1", "transform_args.image_size=[32,32]", "transform_args.local_view.view_size=[14,14]"]
+        [
+            "epochs=3",
+            "optim_args.lr=0.1",
+            "transform_args.image_size=[32,32]",
+            "transform_args.local_view.view_size=[14,14]",
+        ]
     ) == {
         "epochs": 3,
         "optim_args": {"lr": 0.1},
@@ -33,7 +49,11 @@ def test_parse_nested_keys() -> None:
 
 @pytest.mark.parametrize(
     ("args", "message"),
-    [(["epochs"], "expected key=value"), (["a=1", "a=2"], "given twice"), (["a=1", "a.b=2"], "already has a value")],
+    [
+        (["epochs"], "expected key=value"),
+        (["a=1", "a=2"], "given twice"),
+        (["a=1", "a.b=2"], "already has a value"),
+    ],
 )
 def test_parse_errors(args: list[str], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
@@ -43,7 +63,14 @@ def test_parse_errors(args: list[str], message: str) -> None:
 def test_help_lists_every_option(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["help"]) == 0
     text = capsys.readouterr().out
-    for option in ("out=(required)", "epochs=100", "batch_size=128", "optim_args=None", "transform_args", "overwrite=False"):
+    for option in (
+        "out=(required)",
+        "epochs=100",
+        "batch_size=128",
+        "optim_args=None",
+        "transform_args",
+        "overwrite=False",
+    ):
         assert option in text
 
 
@@ -52,8 +79,18 @@ def test_unknown_command(capsys: pytest.CaptureFixture[str]) -> None:
     assert "Unknown command 'trian'. Did you mean 'train'?" in capsys.readouterr().err
 
 
-def test_misspelled_key_fails_before_work(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(["train", f"out={tmp_path / 'out'}", f"data={tmp_path}", "model=torchvision/resnet18", "epoch=1"])
+def test_misspelled_key_fails_before_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(
+        [
+            "train",
+            f"out={tmp_path / 'out'}",
+            f"data={tmp_path}",
+            "model=torchvision/resnet18",
+            "epoch=1",
+        ]
+    )
     assert code == 2
     err = capsys.readouterr().err
     assert "Unknown option 'epoch'. Did you mean 'epochs'?" in err
@@ -61,13 +98,29 @@ def test_misspelled_key_fails_before_work(tmp_path: Path, capsys: pytest.Capture
 
 
 def test_wrong_type_names_key_and_type(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(["train", f"out={tmp_path / 'out'}", f"data={tmp_path}", "model=torchvision/resnet18", "epochs=ten"])
+    code = main(
+        [
+            "train",
+            f"out={tmp_path / 'out'}",
+            f"data={tmp_path}",
+            "model=torchvision/resnet18",
+            "epochs=ten",
+        ]
+    )
     assert code == 2
     assert "epochs must be of type int, got str: 'ten'" in capsys.readouterr().err
 
 
 def test_nested_misspelled_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(["train", f"out={tmp_path / 'out'}", f"data={tmp_path}", "model=torchvision/resnet18", "optim_args.lrr=0.1"])
+    code = main(
+        [
+            "train",
+            f"out={tmp_path / 'out'}",
+            f"data={tmp_path}",
+            "model=torchvision/resnet18",
+            "optim_args.lrr=0.1",
+        ]
+    )
     assert code == 2
     assert "Unknown key 'optim_args.lrr'. Did you mean 'lr'?" in capsys.readouterr().err
 

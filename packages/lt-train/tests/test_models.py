@@ -12,8 +12,14 @@ from lt_train import get_model_wrapper, list_models
 
 # One small member of each supported torchvision family.
 FAMILY_EXAMPLES = [
-    "resnet18", "wide_resnet50_2", "resnext50_32x4d", "convnext_tiny",
-    "efficientnet_b0", "efficientnet_v2_s", "mobilenet_v3_small", "regnet_x_400mf",
+    "resnet18",
+    "wide_resnet50_2",
+    "resnext50_32x4d",
+    "convnext_tiny",
+    "efficientnet_b0",
+    "efficientnet_v2_s",
+    "mobilenet_v3_small",
+    "regnet_x_400mf",
 ]
 
 
@@ -62,5 +68,7 @@ def test_timm_wrappers(name: str) -> None:
     size = 224 if "vit" in name else 32
     info = validate_wrapper(wrapper, image_size=size)
     assert info.pooled_size == (1, 1)
-    timm.create_model(name, pretrained=False).load_state_dict(wrapper.get_model().state_dict(), strict=True)
+    timm.create_model(name, pretrained=False).load_state_dict(
+        wrapper.get_model().state_dict(), strict=True
+    )
     assert torch.isfinite(wrapper.forward_features(torch.randn(2, 3, size, size))["features"]).all()

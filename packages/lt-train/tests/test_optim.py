@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import torch
 
@@ -24,7 +26,7 @@ def test_schedule_warms_up_linearly_then_decays_by_cosine() -> None:
     f = [lr_at_step(s, max_steps=100, warmup=10, min_ratio=0.1) for s in range(100)]
     assert f[0] == pytest.approx(0.1) and f[4] == pytest.approx(0.5) and f[9] == pytest.approx(1.0)
     assert f[10] == pytest.approx(1.0)
-    assert all(a >= b for a, b in zip(f[10:], f[11:]))
+    assert all(a >= b for a, b in itertools.pairwise(f[10:]))
     assert f[55] == pytest.approx(0.55, abs=0.01)
     assert lr_at_step(100, max_steps=100, warmup=10, min_ratio=0.1) == pytest.approx(0.1)
 
@@ -33,8 +35,11 @@ def test_schedule_warms_up_linearly_then_decays_by_cosine() -> None:
 def test_build_optimizer_keeps_no_decay_groups(name: str) -> None:
     w, b = torch.nn.Parameter(torch.randn(3, 3)), torch.nn.Parameter(torch.zeros(3))
     opt = build_optimizer(
-        name, [{"params": [w]}, {"params": [b], "weight_decay": 0.0}],
-        lr=0.5, weight_decay=1e-4, args=OptimArgs(),
+        name,
+        [{"params": [w]}, {"params": [b], "weight_decay": 0.0}],
+        lr=0.5,
+        weight_decay=1e-4,
+        args=OptimArgs(),
     )
     assert [g["weight_decay"] for g in opt.param_groups] == [1e-4, 0.0]
     assert set_lr(opt, 0.5) == pytest.approx(0.25)

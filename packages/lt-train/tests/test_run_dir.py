@@ -22,7 +22,7 @@ def test_out_that_is_a_file_is_rejected(tmp_path: Path) -> None:
 
 def test_non_empty_out_needs_overwrite(tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_text("mine")
-    with pytest.raises(ConfigError, match="exists and is not empty. Pass overwrite=True"):
+    with pytest.raises(ConfigError, match=r"exists and is not empty\. Pass overwrite=True"):
         check_out_dir(tmp_path, overwrite=False)
     check_out_dir(tmp_path, overwrite=True)
 

@@ -4,11 +4,10 @@
 ``method=`` accept. The command line is ``lightly-train`` (``lightly-train help``).
 """
 
+from lightly_train._train import train
 from lt_core import ModelWrapper, validate_wrapper
 from lt_methods import list_methods
 from lt_train import list_models
-
-from lightly_train._train import train
 
 __version__ = "0.1.0"
 

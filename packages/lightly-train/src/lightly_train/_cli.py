@@ -53,7 +53,9 @@ def parse_key_values(args: Sequence[str]) -> dict[str, Any]:
         for part in parts[:-1]:
             child = node.setdefault(part, {})
             if not isinstance(child, dict):
-                raise ConfigError(f"'{key}' sets a nested key of '{part}', which already has a value.")
+                raise ConfigError(
+                    f"'{key}' sets a nested key of '{part}', which already has a value."
+                )
             node = child
         if parts[-1] in node:
             raise ConfigError(f"Option '{key}' is given twice.")

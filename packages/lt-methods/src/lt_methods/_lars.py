@@ -10,7 +10,7 @@ from torch.optim import Optimizer
 __all__ = ["LARS"]
 
 
-def LARS(params: Iterable[Any], lr: float, momentum: float = 0.9, **kwargs: Any) -> Optimizer:  # noqa: N802
+def LARS(params: Iterable[Any], lr: float, momentum: float = 0.9, **kwargs: Any) -> Optimizer:
     """Create lightly's LARS optimizer (You, Gitman and Ginsburg, 2017, "Large Batch Training
     of Convolutional Networks", https://arxiv.org/abs/1708.03888), as used by SimCLR.
 

@@ -51,7 +51,9 @@ class OptimArgs:
         if self.warmup_epochs is not None and self.warmup_epochs < 0:
             raise ConfigError(f"optim_args.warmup_epochs must be >= 0, got {self.warmup_epochs}.")
         if not 0.0 <= self.min_lr_ratio <= 1.0:
-            raise ConfigError(f"optim_args.min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}.")
+            raise ConfigError(
+                f"optim_args.min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}."
+            )
         if self.gradient_clip_norm is not None and self.gradient_clip_norm <= 0:
             raise ConfigError(
                 f"optim_args.gradient_clip_norm must be > 0 or None, got {self.gradient_clip_norm}."

@@ -55,7 +55,7 @@ def warmup_steps(args: OptimArgs, epochs: int, steps_per_epoch: int) -> int:
     """Warm-up length in steps: ``warmup_epochs``, or ``min(10 epochs, 10% of the run)``."""
     total = epochs * steps_per_epoch
     epochs_ = args.warmup_epochs if args.warmup_epochs is not None else min(10.0, 0.1 * epochs)
-    return min(total, int(round(epochs_ * steps_per_epoch)))
+    return min(total, round(epochs_ * steps_per_epoch))
 
 
 def lr_at_step(step: int, *, max_steps: int, warmup: int, min_ratio: float) -> float:

@@ -13,7 +13,14 @@ from lt_core import ConfigError
 __all__ = ["RUN_FILES", "RunDir", "check_out_dir", "log_to_file"]
 
 # Everything a run writes, relative to the out folder. overwrite=True removes only these.
-RUN_FILES = ("checkpoints", "exported_models", "metrics.jsonl", "train.log", "tensorboard", "config.json")
+RUN_FILES = (
+    "checkpoints",
+    "exported_models",
+    "metrics.jsonl",
+    "train.log",
+    "tensorboard",
+    "config.json",
+)
 LOGGER_NAMES = ("lightly_train", "lt_train", "lt_data", "lt_methods")
 
 

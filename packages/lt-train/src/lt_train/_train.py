@@ -88,7 +88,9 @@ def _fit(fabric: Fabric, plan: Plan, run: RunDir) -> None:
     method = plan.method_cls(model, plan.method_args, plan.transform_args)
     transform = build_view_transform(plan.recipe).to(fabric.device)
     optim_name = plan.method_cls.default_optimizer if config.optim == "auto" else config.optim
-    base_lr = config.optim_args.lr if config.optim_args.lr is not None else plan.method_cls.default_lr
+    base_lr = (
+        config.optim_args.lr if config.optim_args.lr is not None else plan.method_cls.default_lr
+    )
     weight_decay = (
         config.optim_args.weight_decay
         if config.optim_args.weight_decay is not None
@@ -116,20 +118,36 @@ def _fit(fabric: Fabric, plan: Plan, run: RunDir) -> None:
     fabric.seed_everything(config.seed + fabric.global_rank, workers=True)  # distinct augmentations
 
     if fabric.is_global_zero:
-        run.config.write_text(json.dumps(_config_record(plan, optim_name, lr, weight_decay), indent=2))
+        run.config.write_text(
+            json.dumps(_config_record(plan, optim_name, lr, weight_decay), indent=2)
+        )
     logger.info(
         "Pretraining %s with %s on %d images for %d epochs (%d steps of %d images), "
         "%s x%d, precision %s, %d data workers, optimizer %s lr %.3g (base %.3g per 256 images).",
-        type(plan.wrapper).__name__, plan.method_cls.name, len(plan.files), config.epochs,
-        max_steps, config.batch_size, plan.accelerator, fabric.world_size, plan.precision,
-        plan.num_workers, optim_name, lr, base_lr,
+        type(plan.wrapper).__name__,
+        plan.method_cls.name,
+        len(plan.files),
+        config.epochs,
+        max_steps,
+        config.batch_size,
+        plan.accelerator,
+        fabric.world_size,
+        plan.precision,
+        plan.num_workers,
+        optim_name,
+        lr,
+        base_lr,
     )
-    jsonl = JsonlWriter(run.metrics) if fabric.is_global_zero and "jsonl" in config.loggers else None
+    jsonl = (
+        JsonlWriter(run.metrics) if fabric.is_global_zero and "jsonl" in config.loggers else None
+    )
     state: dict[str, Any] = {"method": method, "optimizer": optimizer, "epoch": 0, "step": 0}
     skipped_total = 0
     bar = tqdm(
-        total=max_steps, disable=not (fabric.is_global_zero and config.progress_bar),
-        unit="step", dynamic_ncols=True,
+        total=max_steps,
+        disable=not (fabric.is_global_zero and config.progress_bar),
+        unit="step",
+        dynamic_ncols=True,
     )
     timer = StepTimer()
     start = time.perf_counter()
@@ -146,11 +164,21 @@ def _fit(fabric: Fabric, plan: Plan, run: RunDir) -> None:
             images = images.to(fabric.device, non_blocking=True)
             with torch.no_grad():
                 views = transform(images)
-            lr_now = set_lr(optimizer, lr_at_step(step, max_steps=max_steps, warmup=warmup, min_ratio=config.optim_args.min_lr_ratio))
+            lr_now = set_lr(
+                optimizer,
+                lr_at_step(
+                    step,
+                    max_steps=max_steps,
+                    warmup=warmup,
+                    min_ratio=config.optim_args.min_lr_ratio,
+                ),
+            )
             out = method(views, step=step, max_steps=max_steps, steps_per_epoch=steps_per_epoch)
             fabric.backward(out["loss"])
             if config.optim_args.gradient_clip_norm is not None:
-                fabric.clip_gradients(method, optimizer, max_norm=config.optim_args.gradient_clip_norm)
+                fabric.clip_gradients(
+                    method, optimizer, max_norm=config.optim_args.gradient_clip_norm
+                )
             method.on_before_optimizer_step(step=step, steps_per_epoch=steps_per_epoch)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
@@ -163,7 +191,8 @@ def _fit(fabric: Fabric, plan: Plan, run: RunDir) -> None:
                 metrics.update(timer.summary(), lr=lr_now, epoch=epoch)
                 timer.reset()
                 bar.set_postfix(
-                    loss=f"{metrics['loss']:.4f}", img_s=f"{metrics['images_per_s']:.0f}",
+                    loss=f"{metrics['loss']:.4f}",
+                    img_s=f"{metrics['images_per_s']:.0f}",
                     data_wait=f"{metrics['data_wait']:.0%}",
                 )
                 fabric.log_dict(metrics, step=step)
@@ -174,19 +203,28 @@ def _fit(fabric: Fabric, plan: Plan, run: RunDir) -> None:
         logger.info("Epoch %d/%d done, step %d.", epoch + 1, config.epochs, step)
     bar.close()
     elapsed = time.perf_counter() - start
-    skipped_total = int(fabric.all_reduce(torch.tensor(skipped_total, device=fabric.device), reduce_op="sum"))
+    skipped_total = int(
+        fabric.all_reduce(torch.tensor(skipped_total, device=fabric.device), reduce_op="sum")
+    )
     if fabric.is_global_zero:
         torch.save(plan.wrapper.get_model().state_dict(), run.exported_last)  # type: ignore[operator]
-        summary = {"event": "end", "step": step, "epochs": config.epochs, "train_time_s": elapsed,
-                   "images_per_s": step * config.batch_size / max(elapsed, 1e-9),
-                   "skipped_images": skipped_total}
+        summary = {
+            "event": "end",
+            "step": step,
+            "epochs": config.epochs,
+            "train_time_s": elapsed,
+            "images_per_s": step * config.batch_size / max(elapsed, 1e-9),
+            "skipped_images": skipped_total,
+        }
         if jsonl is not None:
             jsonl.write(summary)
             jsonl.close()
     for lg in fabric.loggers:
         lg.finalize("success")
     if skipped_total:
-        logger.warning("Skipped %d unreadable image(s); their names are listed above.", skipped_total)
+        logger.warning(
+            "Skipped %d unreadable image(s); their names are listed above.", skipped_total
+        )
     logger.info("Done in %.1f s. Exported model: %s", elapsed, run.exported_last)
     fabric.barrier()
 
@@ -209,13 +247,21 @@ def _refill(images: torch.Tensor, size: int) -> torch.Tensor:
 def _config_record(plan: Plan, optim: str, lr: float, weight_decay: float) -> dict[str, Any]:
     config = plan.config
     record = {k: v for k, v in to_dict(config).items() if k != "model"}
-    record["model"] = config.model if isinstance(config.model, str) else type(config.model).__qualname__
+    record["model"] = (
+        config.model if isinstance(config.model, str) else type(config.model).__qualname__
+    )
     record.update(
         method=plan.method_cls.name,
         method_args=to_dict(plan.method_args),
         transform_args=to_dict(plan.transform_args),
-        resolved={"optimizer": optim, "lr": lr, "weight_decay": weight_decay,
-                  "accelerator": plan.accelerator, "precision": plan.precision,
-                  "num_workers": plan.num_workers, "num_images": len(plan.files)},
+        resolved={
+            "optimizer": optim,
+            "lr": lr,
+            "weight_decay": weight_decay,
+            "accelerator": plan.accelerator,
+            "precision": plan.precision,
+            "num_workers": plan.num_workers,
+            "num_images": len(plan.files),
+        },
     )
     return record

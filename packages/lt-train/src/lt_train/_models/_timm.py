@@ -15,7 +15,9 @@ def import_timm() -> Any:
     try:
         import timm
     except ImportError as e:
-        raise ImportError(f"timm models need the timm package, which is not installed. Run: {INSTALL}") from e
+        raise ImportError(
+            f"timm models need the timm package, which is not installed. Run: {INSTALL}"
+        ) from e
     return timm
 
 
@@ -42,7 +44,11 @@ class TimmWrapper(nn.Module):
             if self._prefix:
                 result["cls_token"] = out[:, 0]
             return result
-        if out.ndim == 4 and out.shape[1] != self.feature_dim() and out.shape[3] == self.feature_dim():
+        if (
+            out.ndim == 4
+            and out.shape[1] != self.feature_dim()
+            and out.shape[3] == self.feature_dim()
+        ):
             out = out.permute(0, 3, 1, 2)  # channels-last models
         return {"features": out}
 
@@ -56,7 +62,7 @@ class TimmWrapper(nn.Module):
 
 
 def _square(n: int) -> tuple[int, int]:
-    side = int(round(n**0.5))
+    side = round(n**0.5)
     return side, n // max(side, 1)
 
 
@@ -70,5 +76,7 @@ def create_timm_wrapper(name: str) -> TimmWrapper:
     if name not in timm.list_models():
         from lt_core import ConfigError, closest_match_hint
 
-        raise ConfigError(f"Unknown timm model '{name}'.{closest_match_hint(name, timm.list_models())}")
+        raise ConfigError(
+            f"Unknown timm model '{name}'.{closest_match_hint(name, timm.list_models())}"
+        )
     return TimmWrapper(timm.create_model(name, pretrained=False))
