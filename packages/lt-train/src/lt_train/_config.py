@@ -89,6 +89,7 @@ class TrainConfig:
     transform_args: dict[str, Any] = field(default_factory=dict)
     loggers: list[str] = field(default_factory=lambda: list(LOGGERS))
     log_every_n_steps: int = 10
+    channels_last: bool = True
     overwrite: bool = False
     progress_bar: bool = True
 

@@ -22,6 +22,7 @@ from tqdm import tqdm
 from lt_core import EmbeddingModel, to_dict
 from lt_data import ImageDataset, build_view_transform, collate_images
 from lt_train._config import TrainConfig
+from lt_train._memory_format import supports_channels_last
 from lt_train._metrics import JsonlWriter, StepTimer
 from lt_train._optim import build_optimizer, lr_at_step, scaled_lr, set_lr, warmup_steps
 from lt_train._run_dir import RunDir, log_to_file
@@ -84,7 +85,11 @@ def _make_fabric(plan: Plan) -> Fabric:
 def _fit(fabric: Fabric, plan: Plan, run: RunDir) -> None:
     config = plan.config
     fabric.seed_everything(config.seed, workers=True)
+    memory_format = torch.contiguous_format
+    if config.channels_last and supports_channels_last(plan.wrapper, plan.image_size):
+        memory_format = torch.channels_last
     model = EmbeddingModel(plan.wrapper, embed_dim=config.embed_dim, pool=True)
+    model.to(memory_format=memory_format)  # type: ignore[call-overload]
     method = plan.method_cls(model, plan.method_args, plan.transform_args)
     transform = build_view_transform(plan.recipe).to(fabric.device)
     optim_name = plan.method_cls.default_optimizer if config.optim == "auto" else config.optim
@@ -123,7 +128,8 @@ def _fit(fabric: Fabric, plan: Plan, run: RunDir) -> None:
         )
     logger.info(
         "Pretraining %s with %s on %d images for %d epochs (%d steps of %d images), "
-        "%s x%d, precision %s, %d data workers, optimizer %s lr %.3g (base %.3g per 256 images).",
+        "%s x%d, precision %s, %d data workers, optimizer %s lr %.3g (base %.3g per 256 images), "
+        "memory format %s.",
         type(plan.wrapper).__name__,
         plan.method_cls.name,
         len(plan.files),
@@ -163,7 +169,7 @@ def _fit(fabric: Fabric, plan: Plan, run: RunDir) -> None:
             images = _refill(images, config.batch_size // fabric.world_size)
             images = images.to(fabric.device, non_blocking=True)
             with torch.no_grad():
-                views = transform(images)
+                views = [v.contiguous(memory_format=memory_format) for v in transform(images)]
             lr_now = set_lr(
                 optimizer,
                 lr_at_step(
