@@ -56,6 +56,7 @@ def test_python_api_one_epoch(method: str, wrapper, images: Path, tmp_path: Path
     assert any(not torch.equal(before[k], after[k]) for k in before)  # weights were trained
     config = json.loads((out / "config.json").read_text())
     assert config["method"] == method and config["resolved"]["num_images"] == 300
+    assert "memory format channels_last" in (out / "train.log").read_text()
 
 
 def test_cli_one_epoch(images: Path, tmp_path: Path) -> None:

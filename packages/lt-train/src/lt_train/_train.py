@@ -143,6 +143,7 @@ def _fit(fabric: Fabric, plan: Plan, run: RunDir) -> None:
         optim_name,
         lr,
         base_lr,
+        str(memory_format).removeprefix("torch."),
     )
     jsonl = (
         JsonlWriter(run.metrics) if fabric.is_global_zero and "jsonl" in config.loggers else None
