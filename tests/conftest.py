@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from torch import nn
 from torchvision.models import resnet18
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -14,26 +13,30 @@ QUICKSTART_DATA = ROOT / "docs" / "quickstart_data"
 sys.path.insert(0, str(Path(__file__).parent))
 
 
-class ResNet18Wrapper(nn.Module):
-    """The seed-style wrapper of the README."""
+# The seed-style wrapper of the README, from the quick-start script that README runs.
+sys.path.insert(0, str(ROOT / "docs" / "examples"))
+from quickstart import MyModelWrapper as ResNet18Wrapper  # noqa: E402
 
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self._model = model
-        self._features = nn.Sequential(*list(model.children())[:-2])
-        self._pool = nn.AdaptiveAvgPool2d(1)
 
-    def get_model(self) -> nn.Module:
-        return self._model
-
-    def forward_features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {"features": self._features(x)}
-
-    def forward_pool(self, x: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        return {"pooled_features": self._pool(x["features"])}
-
-    def feature_dim(self) -> int:
-        return 512
+def cli_train_command(out: Path, data: Path, *options: str) -> list[str]:
+    """``lightly-train train`` as a subprocess, with the fast settings of these tests."""
+    return [
+        sys.executable,
+        "-m",
+        "lightly_train._cli",
+        "train",
+        f"out={out}",
+        f"data={data}",
+        "model=torchvision/resnet18",
+        "method=simclr",
+        "epochs=1",
+        "batch_size=64",
+        "num_workers=0",
+        "accelerator=cpu",
+        "transform_args.image_size=[32,32]",
+        "progress_bar=false",
+        *options,
+    ]
 
 
 @pytest.fixture

@@ -4,34 +4,16 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import torch
+from conftest import cli_train_command
 from torchvision.models import resnet18
 
 
 def test_two_process_cpu_ddp(images: Path, tmp_path: Path) -> None:
     out = tmp_path / "ddp_out"
-    cmd = [
-        sys.executable,
-        "-m",
-        "lightly_train._cli",
-        "train",
-        f"out={out}",
-        f"data={images}",
-        "model=torchvision/resnet18",
-        "method=simclr",
-        "epochs=1",
-        "batch_size=64",
-        "num_workers=0",
-        "accelerator=cpu",
-        "devices=2",
-        "strategy=ddp",
-        "transform_args.image_size=[32,32]",
-        "progress_bar=false",
-        "log_every_n_steps=1",
-    ]
+    cmd = cli_train_command(out, images, "devices=2", "strategy=ddp", "log_every_n_steps=1")
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-4000:]
     resnet18().load_state_dict(

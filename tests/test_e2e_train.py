@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import cli_train_command
 from torchvision.models import resnet18
 
 import lightly_train
@@ -61,23 +61,7 @@ def test_python_api_one_epoch(method: str, wrapper, images: Path, tmp_path: Path
 
 def test_cli_one_epoch(images: Path, tmp_path: Path) -> None:
     out = tmp_path / "cli_out"
-    cmd = [
-        sys.executable,
-        "-m",
-        "lightly_train._cli",
-        "train",
-        f"out={out}",
-        f"data={images}",
-        "model=torchvision/resnet18",
-        "method=simclr",
-        "epochs=1",
-        "batch_size=64",
-        "num_workers=0",
-        "accelerator=cpu",
-        "transform_args.image_size=[32,32]",
-        "optim_args.lr=0.1",
-        "progress_bar=false",
-    ]
+    cmd = cli_train_command(out, images, "optim_args.lr=0.1")
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     assert "Exported model:" in proc.stdout
@@ -120,3 +104,14 @@ def test_overwrite_keeps_user_files(images: Path, tmp_path: Path, wrapper) -> No
     )
     assert (out / "notes.txt").read_text() == "mine"
     assert (out / "exported_models" / "exported_last.pt").is_file()
+
+
+def test_readme_quickstart_script(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The README's main-job command runs docs/examples/quickstart.py; run its main()."""
+    import quickstart
+
+    monkeypatch.chdir(tmp_path)
+    quickstart.main(out="out/quickstart", epochs=1)
+    resnet18().load_state_dict(
+        torch.load("out/quickstart/exported_models/exported_last.pt", weights_only=True)
+    )
