@@ -70,38 +70,40 @@ def test_cli_one_epoch(images: Path, tmp_path: Path) -> None:
     assert config["resolved"]["lr"] == pytest.approx(0.1 * 64 / 256)
 
 
-def test_bad_images_are_skipped_and_counted(images: Path, tmp_path: Path, wrapper) -> None:  # type: ignore[no-untyped-def]
-    (images / "cat" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
-    (images / "dog" / "empty.png").write_bytes(b"")
-    out = tmp_path / "out"
+def _train_simclr(out: Path, data: Path, wrapper, **options: object) -> None:  # type: ignore[no-untyped-def]
     lightly_train.train(
         out=out,
-        data=images,
+        data=data,
         model=wrapper,
         method="simclr",
         transform_args={"image_size": [32, 32]},
-        **FAST,
+        **{**FAST, **options},  # type: ignore[arg-type]
     )
+
+
+def test_bad_images_are_skipped_and_counted(images: Path, tmp_path: Path, wrapper) -> None:  # type: ignore[no-untyped-def]
+    # 62 good images and 2 bad files, one batch of 64: every file is read in the one step.
+    data = tmp_path / "mixed"
+    data.mkdir()
+    for src in sorted(images.rglob("*.jpg"))[:62]:
+        (data / f"{src.parent.name}_{src.name}").write_bytes(src.read_bytes())
+    (data / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    (data / "empty.png").write_bytes(b"")
+    out = tmp_path / "out"
+    _train_simclr(out, data, wrapper, log_every_n_steps=1)
     log = (out / "train.log").read_text()
-    assert "broken.jpg" in log and "empty.png" in log
-    end = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
-    assert end["skipped_images"] <= 2  # drop_last may leave one of them unread
-    assert "Skipped" in log
+    assert "Skipped unreadable image" in log and "broken.jpg" in log and "empty.png" in log
+    assert "Skipped 2 unreadable image(s)" in log
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert records[-1]["skipped_images"] == 2
+    assert len([r for r in records if "loss" in r]) == 1  # the step ran on a refilled batch
 
 
 def test_overwrite_keeps_user_files(images: Path, tmp_path: Path, wrapper) -> None:  # type: ignore[no-untyped-def]
     out = tmp_path / "out"
     out.mkdir()
     (out / "notes.txt").write_text("mine")
-    lightly_train.train(
-        out=out,
-        data=images,
-        model=wrapper,
-        method="simclr",
-        transform_args={"image_size": [32, 32]},
-        overwrite=True,
-        **FAST,
-    )
+    _train_simclr(out, images, wrapper, overwrite=True)
     assert (out / "notes.txt").read_text() == "mine"
     assert (out / "exported_models" / "exported_last.pt").is_file()
 

@@ -19,7 +19,7 @@ from lightning_fabric.strategies import DDPStrategy
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from lt_core import EmbeddingModel, to_dict
+from lt_core import ConfigError, EmbeddingModel, to_dict
 from lt_data import ImageDataset, build_view_transform, collate_images
 from lt_train._config import TrainConfig
 from lt_train._memory_format import supports_channels_last
@@ -44,8 +44,6 @@ def train(config: TrainConfig) -> Path:
     plan = plan_run(config)
     fabric = _make_fabric(plan)
     if config.batch_size % fabric.world_size:
-        from lt_core import ConfigError
-
         raise ConfigError(
             f"batch_size={config.batch_size} is the global batch size and must be divisible by "
             f"the number of processes ({fabric.world_size})."
