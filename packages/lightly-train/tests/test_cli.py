@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -131,3 +133,10 @@ def test_list_commands(capsys: pytest.CaptureFixture[str]) -> None:
     assert "simclr" in methods and "dino" in methods
     assert main(["list_models"]) == 0
     assert "torchvision/resnet18" in capsys.readouterr().out.split()
+
+
+def test_console_script_is_installed() -> None:
+    script = Path(sys.executable).parent / "lightly-train"
+    proc = subprocess.run([str(script), "help"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "lightly-train train out=OUT data=DATA model=MODEL" in proc.stdout
