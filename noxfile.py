@@ -34,13 +34,19 @@ NOT_IN_CORE = [
 
 
 def _sync(session: nox.Session, *args: str) -> None:
-    """Install members and dependency groups from uv.lock into the session's venv."""
+    """Install members and dependency groups from uv.lock into the session's venv.
+
+    Members are rebuilt every time: their version does not change between edits, so a
+    reused environment would otherwise keep a stale, non-editable build.
+    """
+    rebuild = [arg for member in MEMBERS.values() for arg in ("--reinstall-package", member)]
     session.run_install(
         "uv",
         "sync",
         "--frozen",
         "--no-editable",
         "--inexact",
+        *rebuild,
         *args,
         env={"UV_PROJECT_ENVIRONMENT": session.virtualenv.location},
     )
