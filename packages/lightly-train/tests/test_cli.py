@@ -81,50 +81,23 @@ def test_unknown_command(capsys: pytest.CaptureFixture[str]) -> None:
     assert "Unknown command 'trian'. Did you mean 'train'?" in capsys.readouterr().err
 
 
-def test_misspelled_key_fails_before_work(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        ("epoch=1", "Unknown option 'epoch'. Did you mean 'epochs'?"),
+        ("epochs=ten", "epochs must be of type int, got str: 'ten'"),
+        ("optim_args.lrr=0.1", "Unknown key 'optim_args.lrr'. Did you mean 'lr'?"),
+    ],
+    ids=["misspelled-key", "wrong-type", "nested-misspelled-key"],
+)
+def test_bad_option_fails_before_work(
+    option: str, message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code = main(
-        [
-            "train",
-            f"out={tmp_path / 'out'}",
-            f"data={tmp_path}",
-            "model=torchvision/resnet18",
-            "epoch=1",
-        ]
-    )
+    out = tmp_path / "out"
+    code = main(["train", f"out={out}", f"data={tmp_path}", "model=torchvision/resnet18", option])
     assert code == 2
-    err = capsys.readouterr().err
-    assert "Unknown option 'epoch'. Did you mean 'epochs'?" in err
-    assert not (tmp_path / "out").exists()
-
-
-def test_wrong_type_names_key_and_type(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(
-        [
-            "train",
-            f"out={tmp_path / 'out'}",
-            f"data={tmp_path}",
-            "model=torchvision/resnet18",
-            "epochs=ten",
-        ]
-    )
-    assert code == 2
-    assert "epochs must be of type int, got str: 'ten'" in capsys.readouterr().err
-
-
-def test_nested_misspelled_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(
-        [
-            "train",
-            f"out={tmp_path / 'out'}",
-            f"data={tmp_path}",
-            "model=torchvision/resnet18",
-            "optim_args.lrr=0.1",
-        ]
-    )
-    assert code == 2
-    assert "Unknown key 'optim_args.lrr'. Did you mean 'lr'?" in capsys.readouterr().err
+    assert message in capsys.readouterr().err
+    assert not out.exists()
 
 
 def test_list_commands(capsys: pytest.CaptureFixture[str]) -> None:
