@@ -19,12 +19,9 @@ from quickstart import MyModelWrapper as ResNet18Wrapper  # noqa: E402
 
 
 def cli_train_command(out: Path, data: Path, *options: str) -> list[str]:
-    """``lightly-train train`` as a subprocess, with the fast settings of these tests."""
-    return [
-        sys.executable,
-        "-m",
-        "lightly_train._cli",
-        "train",
+    """``lightly-train train`` as a subprocess, with the fast settings of these tests;
+    ``options`` (``key=value``) are added, replacing a default of the same key."""
+    defaults = [
         f"out={out}",
         f"data={data}",
         "model=torchvision/resnet18",
@@ -35,8 +32,10 @@ def cli_train_command(out: Path, data: Path, *options: str) -> list[str]:
         "accelerator=cpu",
         "transform_args.image_size=[32,32]",
         "progress_bar=false",
-        *options,
     ]
+    given = {option.split("=", 1)[0] for option in options}
+    kept = [d for d in defaults if d.split("=", 1)[0] not in given]
+    return [sys.executable, "-m", "lightly_train._cli", "train", *kept, *options]
 
 
 @pytest.fixture

@@ -153,7 +153,7 @@ def test_teacher_temperature_warm_up(method_factory: Factory, views_factory: Fac
 
 def test_no_warm_up() -> None:
     method = DINO.__new__(DINO)  # only the schedule is needed
-    object.__setattr__(method, "args", DINOArgs(warmup_teacher_temp_epochs=0))
+    object.__setattr__(method, "args", DINOArgs(warmup_teacher_temp_epochs=0).resolve())
     assert method.teacher_temperature(0, 100, 10) == pytest.approx(0.07)
 
 
@@ -174,3 +174,50 @@ def test_student_sees_all_views_teacher_the_globals(method_factory: Factory) -> 
     views = [torch.randn(4, 3, 32, 32)] * 2 + [torch.randn(4, 3, 14, 14)] * 6
     method(views, step=0, max_steps=1, steps_per_epoch=1)
     assert calls == [("t", (8, 3, 32, 32)), ("s", (8, 3, 32, 32)), ("s", (24, 3, 14, 14))]
+
+
+@pytest.mark.parametrize(
+    ("num_images", "total_steps", "out_dim", "teacher_temp", "momentum_start"),
+    [
+        (300, 4, 1024, 0.04, 0.99),  # tiny: smallest head, fastest-moving teacher allowed
+        (5_000, 780, 1024, 0.04, 0.99),  # the CIFAR benchmark: 10 epochs at batch 64
+        (5_000, 2_000, 1024, 0.04, 0.995),  # 1 - 10 / 2000
+        (50_000, 7_810, 2048, 0.04, 0.996),
+        (199_999, 10_000, 8192, 0.04, 0.996),
+        (200_000, 10_000, 8192, 0.07, 0.996),
+        (1_281_167, 125_000, 65536, 0.07, 0.996),  # ImageNet: the paper's values
+        (10**9, 10**7, 65536, 0.07, 0.996),
+        (None, None, 65536, 0.07, 0.996),  # unknown size: the paper's values
+    ],
+)
+def test_auto_options_follow_dataset_size_and_run_length(
+    num_images: int | None,
+    total_steps: int | None,
+    out_dim: int,
+    teacher_temp: float,
+    momentum_start: float,
+) -> None:
+    args = DINO.resolve_args(DINOArgs(), num_images=num_images, total_steps=total_steps)
+    assert args.out_dim == out_dim
+    assert args.teacher_temp == teacher_temp
+    assert args.warmup_teacher_temp == 0.04
+    assert args.momentum_start == pytest.approx(momentum_start)
+    # Resolving again changes nothing.
+    assert DINO.resolve_args(args, num_images=10, total_steps=1) == args
+
+
+def test_explicit_options_are_not_resolved() -> None:
+    given = DINOArgs(out_dim=300, teacher_temp=0.03, warmup_teacher_temp=0.01, momentum_start=0.9)
+    assert DINO.resolve_args(given, num_images=10**6, total_steps=10**6) == given
+    # A teacher temperature below 0.04 also lowers the automatic warm-up start.
+    assert DINO.resolve_args(DINOArgs(teacher_temp=0.02)).warmup_teacher_temp == 0.02
+
+
+def test_a_method_built_directly_has_no_auto_options_left(method_factory: Factory) -> None:
+    a = method_factory("dino").args
+    assert (a.out_dim, a.teacher_temp, a.warmup_teacher_temp, a.momentum_start) == (
+        64,
+        0.07,
+        0.04,
+        0.996,
+    )

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from dataclasses import dataclass, field
 
 from lt_core import IMAGENET_MEAN, IMAGENET_STD, ConfigError
@@ -27,21 +29,28 @@ class DINOArgs:
         hidden_dim: Width of the two hidden layers of the projection head (paper: 2048).
         bottleneck_dim: Dimension before the weight-normalized last layer (paper: 256).
         out_dim: Number of prototypes ``K``, the dimension of the softmax the loss compares.
-            The paper uses 65536 for ImageNet-scale training. The default 16384 cuts the
-            head's last layer (its teacher copy, optimizer state and the softmax over all
-            views) to a quarter, which matters on a CPU or a small GPU and suits the smaller
-            datasets such runs use. Set 65536 for the paper's setup.
+            ``None`` (auto): about one prototype per 20 training images, rounded to a power
+            of two and clamped to 1024-65536, which gives the paper's 65536 for ImageNet's
+            1.28M images and 1024 for datasets of up to about 29k images. A head much wider
+            than the data wastes memory and compute on prototypes no image selects.
         batch_norm: Batch norm in the projection head; the paper leaves it out (ViTs).
         norm_last_layer: Fix the norm of the last layer's weights (paper default, more
             stable); ``False`` can work better but may be unstable.
         student_temp: Softmax temperature of the student (paper: 0.1).
-        teacher_temp: Teacher temperature after the warm-up (paper: 0.04 to 0.07).
-        warmup_teacher_temp: Teacher temperature at the first step (paper: 0.04).
+        teacher_temp: Teacher temperature after the warm-up. ``None`` (auto): 0.07, the
+            paper's ImageNet value, for datasets of at least 200k images (or an unknown
+            size), else 0.04, the reference implementation's default, whose sharper targets
+            keep short runs on small datasets from collapsing to a uniform output.
+        warmup_teacher_temp: Teacher temperature at the first step. ``None`` (auto): the
+            smaller of 0.04 (paper) and ``teacher_temp``.
         warmup_teacher_temp_epochs: Epochs of the linear teacher-temperature warm-up
             (paper: 30). Clipped to the run length, so a short run still ends at
             ``teacher_temp``.
         center_momentum: EMA momentum of the teacher-output center (paper: 0.9).
-        momentum_start: EMA momentum of the teacher at the first step (paper: 0.996).
+        momentum_start: EMA momentum of the teacher at the first step. ``None`` (auto):
+            the paper's 0.996, lowered for short runs so that the teacher averages over
+            about a tenth of the run (``1 - 10 / total_steps``), but not below 0.99: at
+            0.996 a run of under 2,500 steps ends with a teacher that barely moved.
         momentum_end: EMA momentum at the last step, reached by a cosine schedule
             (paper: 1.0).
         freeze_last_layer_epochs: Epochs at the start during which the last layer of the
@@ -50,27 +59,74 @@ class DINOArgs:
 
     hidden_dim: int = 2048
     bottleneck_dim: int = 256
-    out_dim: int = 16384
+    out_dim: int | None = None
     batch_norm: bool = False
     norm_last_layer: bool = True
     student_temp: float = 0.1
-    teacher_temp: float = 0.07
-    warmup_teacher_temp: float = 0.04
+    teacher_temp: float | None = None
+    warmup_teacher_temp: float | None = None
     warmup_teacher_temp_epochs: int = 30
     center_momentum: float = 0.9
-    momentum_start: float = 0.996
+    momentum_start: float | None = None
     momentum_end: float = 1.0
     freeze_last_layer_epochs: int = 1
 
     def __post_init__(self) -> None:
         for name in ("hidden_dim", "bottleneck_dim", "out_dim"):
-            check_int(f"method_args.{name}", getattr(self, name), 1)
+            if getattr(self, name) is not None:
+                check_int(f"method_args.{name}", getattr(self, name), 1)
         for name in ("student_temp", "teacher_temp", "warmup_teacher_temp"):
-            check_positive(f"method_args.{name}", getattr(self, name))
+            if getattr(self, name) is not None:
+                check_positive(f"method_args.{name}", getattr(self, name))
         for name in ("center_momentum", "momentum_start", "momentum_end"):
-            check_range(f"method_args.{name}", getattr(self, name), 0.0, 1.0)
+            if getattr(self, name) is not None:
+                check_range(f"method_args.{name}", getattr(self, name), 0.0, 1.0)
         check_int("method_args.warmup_teacher_temp_epochs", self.warmup_teacher_temp_epochs, 0)
         check_int("method_args.freeze_last_layer_epochs", self.freeze_last_layer_epochs, 0)
+
+    def resolve(self, num_images: int | None = None, total_steps: int | None = None) -> DINOArgs:
+        """A copy with every ``None`` (auto) option set from the dataset size and run length.
+
+        Args:
+            num_images: Number of training images; ``None`` (unknown, e.g. a stream) picks
+                the paper's ImageNet-scale values.
+            total_steps: Optimizer steps of the whole run; ``None`` keeps the paper's EMA
+                momentum.
+        """
+        out_dim = self.out_dim
+        if out_dim is None:
+            out_dim = _MAX_OUT_DIM
+            if num_images is not None:
+                target = max(1.0, num_images / _IMAGES_PER_PROTOTYPE)
+                out_dim = 2 ** round(math.log2(target))
+                out_dim = min(_MAX_OUT_DIM, max(_MIN_OUT_DIM, out_dim))
+        teacher_temp = self.teacher_temp
+        if teacher_temp is None:
+            small = num_images is not None and num_images < _LARGE_DATASET
+            teacher_temp = 0.04 if small else 0.07
+        warmup_teacher_temp = self.warmup_teacher_temp
+        if warmup_teacher_temp is None:
+            warmup_teacher_temp = min(0.04, teacher_temp)
+        momentum_start = self.momentum_start
+        if momentum_start is None:
+            momentum_start = 0.996
+            if total_steps is not None and total_steps > 0:
+                momentum_start = min(0.996, max(0.99, 1.0 - 10.0 / total_steps))
+        return dataclasses.replace(
+            self,
+            out_dim=out_dim,
+            teacher_temp=teacher_temp,
+            warmup_teacher_temp=warmup_teacher_temp,
+            momentum_start=round(momentum_start, 6),
+        )
+
+
+#: ImageNet's 1.28M images over the paper's 65536 prototypes, about 20 images each.
+_IMAGES_PER_PROTOTYPE = 20
+_MIN_OUT_DIM = 1024
+_MAX_OUT_DIM = 65536
+#: From this dataset size on, the paper's teacher temperature 0.07 applies.
+_LARGE_DATASET = 200_000
 
 
 @dataclass(kw_only=True)

@@ -87,8 +87,23 @@ class Method(nn.Module, abc.ABC):
                 "pool=True), whose output is (B, embed_dim)."
             )
         self.model = model
-        self.args = _coerce(type(self).Args, args, "method_args")
+        self.args = type(self).resolve_args(_coerce(type(self).Args, args, "method_args"))
         self.transform_args = _coerce(type(self).TransformArgs, transform_args, "transform_args")
+
+    @classmethod
+    def resolve_args(
+        cls, args: Any, num_images: int | None = None, total_steps: int | None = None
+    ) -> Any:
+        """Fill the automatic (``None``) options of ``args`` from the dataset size and the
+        run length; returns a new ``Args`` and leaves explicit values alone.
+
+        The trainer calls this with both numbers known before it builds the method; a
+        method built directly resolves with both unknown (its reference defaults). Methods
+        whose ``Args`` has a ``resolve(num_images, total_steps)`` method use it; others
+        are returned unchanged. Resolving twice changes nothing.
+        """
+        resolve = getattr(args, "resolve", None)
+        return resolve(num_images, total_steps) if callable(resolve) else args
 
     @classmethod
     @abc.abstractmethod

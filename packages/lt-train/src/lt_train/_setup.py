@@ -95,6 +95,12 @@ def plan_run(config: TrainConfig) -> Plan:
             f"batch_size={config.batch_size} is larger than the dataset ({len(files)} images in "
             f"{config.data}). Lower batch_size to at most {len(files)} or add images."
         )
+    # Automatic method options (e.g. DINO's head size) follow the dataset and run length.
+    method_args = method_cls.resolve_args(
+        method_args,
+        num_images=len(files),
+        total_steps=config.epochs * (len(files) // config.batch_size),
+    )
     accelerator = _accelerator(config.accelerator)
     precision = _precision(config.precision, accelerator)
     recipe = method_cls.view_recipe(transform_args)

@@ -19,7 +19,7 @@ from lightning_fabric.strategies import DDPStrategy
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from lt_core import ConfigError, EmbeddingModel, to_dict
+from lt_core import ConfigError, DataError, EmbeddingModel, to_dict
 from lt_data import ImageDataset, build_view_transform, collate_images
 from lt_train._config import TrainConfig
 from lt_train._memory_format import supports_channels_last
@@ -104,8 +104,9 @@ def _fit(fabric: Fabric, plan: Plan, run: RunDir) -> None:
         optim_name, method.param_groups(), lr=lr, weight_decay=weight_decay, args=config.optim_args
     )
     method, optimizer = fabric.setup(method, optimizer)
+    dataset = ImageDataset(plan.files, plan.image_size)
     loader = DataLoader(
-        ImageDataset(plan.files, plan.image_size),
+        dataset,
         batch_size=config.batch_size // fabric.world_size,
         shuffle=True,
         drop_last=True,
@@ -157,15 +158,23 @@ def _fit(fabric: Fabric, plan: Plan, run: RunDir) -> None:
     timer = StepTimer()
     start = time.perf_counter()
     step = 0
+    local_batch = config.batch_size // fabric.world_size
+    # The last good batch stands in for a batch whose images were all unreadable: every
+    # process must step on every batch, or the gradient all-reduce of the others would hang.
+    spare: torch.Tensor | None = None
     for epoch in range(config.epochs):
         method.train()
+        skipped: list[tuple[str, str]] = []
         for batch in loader:
             timer.data_ready()
-            skipped_total += _report_skipped(batch["skipped"])
+            skipped.extend(batch["skipped"])
+            if fabric.is_global_zero:
+                _log_skipped(batch["skipped"])
             images = batch["images"]
             if len(images) == 0:
-                continue
-            images = _refill(images, config.batch_size // fabric.world_size)
+                images = spare if spare is not None else _draw_readable(dataset, local_batch)
+            images = _refill(images, local_batch)
+            spare = images
             images = images.to(fabric.device, non_blocking=True)
             with torch.no_grad():
                 views = [v.contiguous(memory_format=memory_format) for v in transform(images)]
@@ -203,14 +212,12 @@ def _fit(fabric: Fabric, plan: Plan, run: RunDir) -> None:
                 fabric.log_dict(metrics, step=step)
                 if jsonl is not None:
                     jsonl.write({"step": step, **metrics})
+        skipped_total += _gather_skipped(fabric, skipped)
         state.update(epoch=epoch + 1, step=step)
         fabric.save(run.last_checkpoint, state)
         logger.info("Epoch %d/%d done, step %d.", epoch + 1, config.epochs, step)
     bar.close()
     elapsed = time.perf_counter() - start
-    skipped_total = int(
-        fabric.all_reduce(torch.tensor(skipped_total, device=fabric.device), reduce_op="sum")
-    )
     if fabric.is_global_zero:
         torch.save(plan.wrapper.get_model().state_dict(), run.exported_last)  # type: ignore[operator]
         summary = {
@@ -234,10 +241,39 @@ def _fit(fabric: Fabric, plan: Plan, run: RunDir) -> None:
     fabric.barrier()
 
 
-def _report_skipped(skipped: list[tuple[str, str]]) -> int:
+def _log_skipped(skipped: list[tuple[str, str]], rank: int | None = None) -> None:
+    where = f" (process {rank})" if rank else ""
     for path, error in skipped:
-        logger.warning("Skipped unreadable image %s: %s", path, error)
-    return len(skipped)
+        logger.warning("Skipped unreadable image%s %s: %s", where, path, error)
+
+
+def _gather_skipped(fabric: Fabric, skipped: list[tuple[str, str]]) -> int:
+    """Number of images skipped this epoch by all processes. Process 0 logs the names the
+    other processes skipped (it logged its own as they came), so train.log lists them all."""
+    if fabric.world_size == 1:
+        return len(skipped)
+    gathered: list[Any] = [None] * fabric.world_size
+    torch.distributed.all_gather_object(gathered, skipped)
+    if fabric.is_global_zero:
+        for rank, names in enumerate(gathered):
+            if rank > 0:
+                _log_skipped(names, rank)
+    return sum(len(names) for names in gathered)
+
+
+def _draw_readable(dataset: ImageDataset, count: int) -> torch.Tensor:
+    """``count`` images decoded from random indices of ``dataset``, for when a process has
+    no good image yet. Fails only if no image of the dataset is readable."""
+    images: list[torch.Tensor] = []
+    for index in torch.randperm(len(dataset)).tolist():
+        sample = dataset[index]
+        if sample["image"] is not None:
+            images.append(sample["image"])
+            if len(images) == count:
+                break
+    if not images:
+        raise DataError(f"None of the {len(dataset)} images could be read; see train.log.")
+    return _refill(torch.stack(images), count)
 
 
 def _refill(images: torch.Tensor, size: int) -> torch.Tensor:
