@@ -444,7 +444,8 @@ def print_table(results: dict[str, Any]) -> None:
                 continue
             note = r.get("error", "")
             if r.get("reused"):
-                note = f"reused from an earlier run {note}".strip()
+                when = r.get("measured_at")
+                note = f"from an earlier run{f' ({when})' if when else ''} {note}".strip()
             print(
                 f"{method:<8} {impl:<6} {fmt(r.get('images_per_s')):>8} "
                 f"{fmt(r.get('images_per_s_steps')):>8} {fmt(r.get('train_wall_s')):>9} "
@@ -629,6 +630,7 @@ def main(argv: list[str] | None = None) -> int:
     for method in args.methods:
         for impl in impls:
             r = run_training(impl, method, args, bank_dir, init_weights)
+            r["measured_at"] = time.strftime("%Y-%m-%d %H:%M")
             if "train_wall_s" in r:
                 # Throughput counts source images (each yields 2 views for SimCLR and
                 # 2 global + 6 local views for DINO), not views. A loader that drops the
@@ -645,6 +647,15 @@ def main(argv: list[str] | None = None) -> int:
                 for old in previous.get("runs", []):
                     if old["impl"] == impl and old["method"] == method and "error" not in old:
                         runs.append({**old, "reused": True})
+    # Methods left out of this run keep their rows from the earlier run (same settings), so
+    # one method can be re-measured without re-running the other.
+    if previous and config_key(previous.get("config", {})) == config_key(config):
+        for old in previous.get("runs", []):
+            if old["method"] not in args.methods and "error" not in old:
+                runs.append({**old, "reused": True})
+        config["methods"] = [
+            m for m in METHODS if m in args.methods or any(r["method"] == m for r in runs)
+        ]
 
     print("Evaluating (kNN on frozen features) ...", flush=True)
     bank_x, bank_y = load_split(bank_dir, classes)
