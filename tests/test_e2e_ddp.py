@@ -19,8 +19,8 @@ def test_two_process_cpu_ddp(tmp_path: Path) -> None:
     # all-reduce forever.
     data = tmp_path / "mixed"
     data.mkdir()
-    for src in sorted(QUICKSTART_DATA.rglob("*.jpg"))[:40]:
-        shutil.copy(src, data / src.name)
+    for i, src in enumerate(sorted(QUICKSTART_DATA.rglob("*.jpg"))[:40]):
+        shutil.copy(src, data / f"good_{i:02d}.jpg")
     for i in range(88):
         (data / f"broken_{i:02d}.jpg").write_bytes(b"not a jpeg" * (i + 1))
     out = tmp_path / "ddp_out"
