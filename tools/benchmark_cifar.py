@@ -639,19 +639,13 @@ def main(argv: list[str] | None = None) -> int:
                 if r.get("steps_wall_s"):
                     r["images_per_s_steps"] = n_bank * args.epochs / r["steps_wall_s"]
             runs.append(r)
-        # Rows of a skipped side come from an earlier run with the same settings.
-        if previous and config_key(previous.get("config", {})) == config_key(config):
-            for impl in IMPLS:
-                if impl in impls:
-                    continue
-                for old in previous.get("runs", []):
-                    if old["impl"] == impl and old["method"] == method and "error" not in old:
-                        runs.append({**old, "reused": True})
-    # Methods left out of this run keep their rows from the earlier run (same settings), so
-    # one method can be re-measured without re-running the other.
+    # Rows this run did not measure (a skipped side, or a method left out) come from an
+    # earlier run with the same settings, so one side or one method can be re-measured
+    # without re-running the rest.
     if previous and config_key(previous.get("config", {})) == config_key(config):
         for old in previous.get("runs", []):
-            if old["method"] not in args.methods and "error" not in old:
+            not_measured = old["impl"] not in impls or old["method"] not in args.methods
+            if not_measured and "error" not in old:
                 runs.append({**old, "reused": True})
         config["methods"] = [
             m for m in METHODS if m in args.methods or any(r["method"] == m for r in runs)
