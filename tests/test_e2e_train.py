@@ -57,6 +57,14 @@ def test_python_api_one_epoch(method: str, wrapper, images: Path, tmp_path: Path
     config = json.loads((out / "config.json").read_text())
     assert config["method"] == method and config["resolved"]["num_images"] == 300
     assert "memory format channels_last" in (out / "train.log").read_text()
+    if method == "dino":
+        # The trainer sized DINO to 300 images and 4 steps, not to ImageNet.
+        args = config["method_args"]
+        assert (args["out_dim"], args["teacher_temp"], args["momentum_start"]) == (
+            1024,
+            0.04,
+            0.99,
+        )
 
 
 def test_cli_one_epoch(images: Path, tmp_path: Path) -> None:
