@@ -72,7 +72,7 @@ def test_cli_one_epoch(images: Path, tmp_path: Path) -> None:
     cmd = cli_train_command(out, images, "optim_args.lr=0.1")
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
-    assert "Exported model:" in proc.stdout
+    assert proc.stderr.count("Exported model:") == 1
     _check_out(out)
     config = json.loads((out / "config.json").read_text())
     assert config["resolved"]["lr"] == pytest.approx(0.1 * 64 / 256)

@@ -11,7 +11,8 @@ from PIL import Image
 
 from lt_core import DataError
 from lt_data import ImageDataset
-from lt_train._train import _draw_readable, _refill
+from lt_train._bad_images import draw_readable as _draw_readable
+from lt_train._bad_images import refill as _refill
 
 
 def _folder(tmp_path: Path, good: int, bad: int) -> list[Path]:

@@ -5,10 +5,18 @@
 """
 
 from lightly_train._train import train
-from lt_core import ModelWrapper, validate_wrapper
+from lt_core import LossNotFiniteError, ModelWrapper, TrainingInterrupted, validate_wrapper
 from lt_methods import list_methods
 from lt_train import list_models
 
 __version__ = "0.1.0"
 
-__all__ = ["ModelWrapper", "list_methods", "list_models", "train", "validate_wrapper"]
+__all__ = [
+    "LossNotFiniteError",
+    "ModelWrapper",
+    "TrainingInterrupted",
+    "list_methods",
+    "list_models",
+    "train",
+    "validate_wrapper",
+]

@@ -9,7 +9,13 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from lt_core import ConfigError, LightlyTrainError, closest_match_hint
+from lt_core import (
+    ConfigError,
+    LightlyTrainError,
+    LossNotFiniteError,
+    TrainingInterrupted,
+    closest_match_hint,
+)
 
 __all__ = ["main", "parse_key_values"]
 
@@ -87,8 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if command == "train":
             from lightly_train import train
 
-            out = train(**parse_key_values(rest))
-            print(f"Exported model: {out / 'exported_models' / 'exported_last.pt'}")
+            train(**parse_key_values(rest))  # process 0 logs where the model was exported
         elif command == "list_models":
             from lightly_train import list_models
 
@@ -103,9 +108,21 @@ def main(argv: Sequence[str] | None = None) -> int:
                 file=sys.stderr,
             )
             return 2
+    except TrainingInterrupted as e:
+        print(f"lightly-train: {e}", file=sys.stderr)
+        return 128 + e.signum
+    except LossNotFiniteError as e:
+        print(f"lightly-train: error: {e}", file=sys.stderr)
+        return 1
     except (LightlyTrainError, ImportError) as e:
         print(f"lightly-train: error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:  # e.g. a full disk: train.log has the details
+        print(f"lightly-train: error: {type(e).__name__}: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:  # a second Ctrl-C: stopped at once
+        print("lightly-train: stopped.", file=sys.stderr)
+        return 130
     return 0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 from typing import Any, Literal
@@ -34,7 +35,7 @@ def train(
     strategy: Literal["auto", "ddp", "ddp_spawn"] = "auto",
     precision: Literal["auto", "32-true", "bf16-mixed", "16-mixed"] = "auto",
     seed: int = 0,
-    optim: Literal["auto", "sgd", "adamw", "lars"] = "auto",
+    optim: str = "auto",
     optim_args: dict[str, Any] | None = None,
     transform_args: dict[str, Any] | None = None,
     loggers: list[str] | None = None,
@@ -42,6 +43,11 @@ def train(
     channels_last: bool = True,
     overwrite: bool = False,
     progress_bar: bool = True,
+    gradient_accumulation_steps: int = 1,
+    checkpoint_every_n_steps: int | None = 1000,
+    checkpoint_keep: int = 1,
+    resume_interrupted: bool = False,
+    checkpoint: PathLike | None = None,
     **unknown: Any,
 ) -> Path:
     """Pretrain a model with self-supervised learning on a folder of unlabeled images.
@@ -84,41 +90,45 @@ def train(
             (faster convolutions on CPUs and GPUs); models that do not are detected by a
             dry run and train in the default format.
         overwrite: Replace the files of an earlier run in ``out`` (other files are kept).
+            They are moved aside and deleted only once the new run has written its first
+            checkpoint.
         progress_bar: Show a progress bar with loss, throughput and data-wait share.
+        gradient_accumulation_steps: Split each step's ``batch_size`` images into this many
+            forward/backward passes whose gradients add up before one optimizer step, so a
+            large batch fits a small GPU. Contrastive methods (SimCLR) then draw their
+            negatives from each smaller pass only.
+        checkpoint_every_n_steps: Write ``checkpoints/last.ckpt`` every this many steps,
+            besides each epoch end; ``None`` for epoch ends only.
+        checkpoint_keep: How many checkpoints to keep; above 1 they are also kept as
+            ``checkpoints/step=<step>.ckpt``.
+        resume_interrupted: Continue the interrupted run in ``out`` from its last checkpoint,
+            exactly where it stopped. The options must be those of the interrupted run.
+        checkpoint: Start a new run from the weights of a checkpoint (``*.ckpt``) or of an
+            exported model (``exported_last.pt``); optimizer and schedule start anew.
 
     Returns:
         The out folder.
     """
+    values = {name: value for name, value in locals().items() if name in _OPTIONS}
     if unknown:
-        valid = [p for p in train.__code__.co_varnames[: train.__code__.co_kwonlyargcount]]
         key = next(iter(unknown))
         raise ConfigError(
-            f"Unknown option '{key}'.{closest_match_hint(key, valid)} Valid options: {', '.join(valid)}."
+            f"Unknown option '{key}'.{closest_match_hint(key, list(_OPTIONS))} Valid options: "
+            f"{', '.join(_OPTIONS)}."
         )
-    values: dict[str, Any] = {
-        "out": os.fspath(out),
-        "data": [os.fspath(d) for d in data] if isinstance(data, list | tuple) else os.fspath(data),
-        "model": model,
-        "method": method,
-        "method_args": method_args or {},
-        "embed_dim": embed_dim,
-        "epochs": epochs,
-        "batch_size": batch_size,
-        "num_workers": num_workers,
-        "accelerator": accelerator,
-        "devices": devices,
-        "num_nodes": num_nodes,
-        "strategy": strategy,
-        "precision": precision,
-        "seed": seed,
-        "optim": optim,
-        "optim_args": optim_args or {},
-        "transform_args": transform_args or {},
-        "log_every_n_steps": log_every_n_steps,
-        "channels_last": channels_last,
-        "overwrite": overwrite,
-        "progress_bar": progress_bar,
-    }
-    if loggers is not None:
-        values["loggers"] = loggers
+    for name in ("out", "checkpoint"):
+        if values[name] is not None:
+            values[name] = os.fspath(values[name])
+    if isinstance(data, list | tuple):
+        values["data"] = [os.fspath(d) for d in data]
+    else:
+        values["data"] = os.fspath(data)
+    for name in ("method_args", "optim_args", "transform_args"):
+        values[name] = values[name] or {}
+    if loggers is None:
+        del values["loggers"]
     return _train(from_dict(TrainConfig, values, ""))
+
+
+#: The options of ``train``: the fields of ``TrainConfig``, in its order.
+_OPTIONS = tuple(f.name for f in dataclasses.fields(TrainConfig))

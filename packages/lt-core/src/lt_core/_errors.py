@@ -34,3 +34,21 @@ class ConfigTypeError(LightlyTrainError, TypeError):
 
 class DataError(LightlyTrainError, ValueError):
     """The training data cannot be used: missing folder, no images, too few images."""
+
+
+class TrainingInterrupted(LightlyTrainError):
+    """A signal (Ctrl-C, SIGTERM) stopped a run after it wrote a checkpoint.
+
+    Attributes:
+        signum: The signal number.
+        out: The out folder of the run; continue it with ``resume_interrupted=True``.
+    """
+
+    def __init__(self, message: str, signum: int, out: str) -> None:
+        super().__init__(message)
+        self.signum = signum
+        self.out = out
+
+
+class LossNotFiniteError(LightlyTrainError, ArithmeticError):
+    """The training loss became NaN or infinite; the last checkpoint holds good weights."""

@@ -92,6 +92,7 @@ def validate_wrapper(
     in_channels: int = 3,
     check_pool: bool = True,
     device: torch.device | str | None = None,
+    memory_format: torch.memory_format = torch.contiguous_format,
 ) -> WrapperInfo:
     """Check that ``wrapper`` follows the wrapper protocol, with a dry run.
 
@@ -109,6 +110,8 @@ def validate_wrapper(
         check_pool: Also check ``forward_pool``. Dense methods that skip pooling pass False.
         device: Device of the dry-run batch. Defaults to the device of the wrapper's first
             parameter (CPU if it has none).
+        memory_format: Memory format of the dry-run batch, e.g. ``torch.channels_last`` to
+            check a wrapper converted with ``wrapper.to(memory_format=torch.channels_last)``.
 
     Returns:
         The feature dimension and spatial sizes found by the dry run.
@@ -125,6 +128,7 @@ def validate_wrapper(
         param = next(iter(wrapper.parameters()), None)
         device = param.device if param is not None else torch.device("cpu")
     x = torch.randn(batch_size, in_channels, h, w, device=device)
+    x = x.contiguous(memory_format=memory_format)
     with _eval_mode(wrapper), torch.no_grad():
         out = _call(wrapper, "forward_features", x)
         features = _check_output(wrapper, "forward_features", out, "features", x, dim)

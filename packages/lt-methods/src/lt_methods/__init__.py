@@ -16,7 +16,13 @@ from lt_methods._dino_args import (
 )
 from lt_methods._lars import LARS
 from lt_methods._method import Method
-from lt_methods._registry import DEFAULT_METHOD, get_method, list_methods, register_method
+from lt_methods._registry import (
+    DEFAULT_METHOD,
+    OPTIMIZER_NAMES,
+    get_method,
+    list_methods,
+    register_method,
+)
 from lt_methods._simclr import SimCLR, SimCLRArgs, SimCLRTransformArgs
 
 __version__ = "0.1.0"
@@ -25,6 +31,7 @@ __all__ = [
     "DEFAULT_METHOD",
     "DINO",
     "LARS",
+    "OPTIMIZER_NAMES",
     "DINOArgs",
     "DINOGlobalViewArgs",
     "DINOLocalViewArgs",

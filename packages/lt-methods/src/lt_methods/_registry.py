@@ -20,7 +20,7 @@ from typing import TypeVar
 from lt_core import ConfigError, closest_match_hint
 from lt_methods._method import Method
 
-__all__ = ["DEFAULT_METHOD", "get_method", "list_methods", "register_method"]
+__all__ = ["DEFAULT_METHOD", "OPTIMIZER_NAMES", "get_method", "list_methods", "register_method"]
 
 #: The method used when none is given (see the module docstring for why).
 DEFAULT_METHOD: str = "simclr"
@@ -37,7 +37,9 @@ _REQUIRED = (
     "default_lr",
     "default_weight_decay",
 )
-_OPTIMIZERS = ("sgd", "adamw", "lars")
+#: Names of the optimizers a method may default to (and ``optim=`` accepts); lt_train builds
+#: each of them.
+OPTIMIZER_NAMES: tuple[str, ...] = ("sgd", "adamw", "lars")
 
 
 def register_method(cls: M) -> M:
@@ -52,9 +54,9 @@ def register_method(cls: M) -> M:
     missing = [attr for attr in _REQUIRED if not hasattr(cls, attr)]
     if missing:
         raise ConfigError(f"{cls.__name__} must set the class attribute(s) {', '.join(missing)}.")
-    if cls.default_optimizer not in _OPTIMIZERS:
+    if cls.default_optimizer not in OPTIMIZER_NAMES:
         raise ConfigError(
-            f"{cls.__name__}.default_optimizer must be one of {', '.join(_OPTIMIZERS)}, got "
+            f"{cls.__name__}.default_optimizer must be one of {', '.join(OPTIMIZER_NAMES)}, got "
             f"{cls.default_optimizer!r}."
         )
     key = cls.name.lower()

@@ -2,8 +2,19 @@
 
 from lt_train._config import OptimArgs, TrainConfig
 from lt_train._models import get_model_wrapper, list_models
+from lt_train._optim import OPTIMIZERS
+from lt_train._stop import LossNotFiniteError, TrainingInterrupted
 from lt_train._train import train
 
 __version__ = "0.1.0"
 
-__all__ = ["OptimArgs", "TrainConfig", "get_model_wrapper", "list_models", "train"]
+__all__ = [
+    "OPTIMIZERS",
+    "LossNotFiniteError",
+    "OptimArgs",
+    "TrainConfig",
+    "TrainingInterrupted",
+    "get_model_wrapper",
+    "list_models",
+    "train",
+]

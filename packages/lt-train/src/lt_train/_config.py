@@ -7,13 +7,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from lt_core import ConfigError
+from lt_core import ConfigError, closest_match_hint
+from lt_methods import OPTIMIZER_NAMES
 
 __all__ = ["LOGGERS", "OptimArgs", "TrainConfig"]
 
 LOGGERS = ("jsonl", "tensorboard")
 Precision = Literal["auto", "32-true", "bf16-mixed", "16-mixed"]
-Optimizer = Literal["auto", "sgd", "adamw", "lars"]
 
 
 @dataclass(kw_only=True)
@@ -84,7 +84,7 @@ class TrainConfig:
     strategy: Literal["auto", "ddp", "ddp_spawn"] = "auto"
     precision: Precision = "auto"
     seed: int = 0
-    optim: Optimizer = "auto"
+    optim: str = "auto"
     optim_args: OptimArgs = field(default_factory=OptimArgs)
     transform_args: dict[str, Any] = field(default_factory=dict)
     loggers: list[str] = field(default_factory=lambda: list(LOGGERS))
@@ -92,11 +92,25 @@ class TrainConfig:
     channels_last: bool = True
     overwrite: bool = False
     progress_bar: bool = True
+    gradient_accumulation_steps: int = 1
+    checkpoint_every_n_steps: int | None = 1000
+    checkpoint_keep: int = 1
+    resume_interrupted: bool = False
+    checkpoint: str | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.out, os.PathLike):
             self.out = os.fspath(self.out)
-        for name in ("epochs", "batch_size", "num_nodes", "log_every_n_steps"):
+        if isinstance(self.checkpoint, os.PathLike):
+            self.checkpoint = os.fspath(self.checkpoint)
+        for name in (
+            "epochs",
+            "batch_size",
+            "num_nodes",
+            "log_every_n_steps",
+            "gradient_accumulation_steps",
+            "checkpoint_keep",
+        ):
             value = getattr(self, name)
             if value < 1:
                 raise ConfigError(f"{name} must be >= 1, got {value}.")
@@ -106,6 +120,29 @@ class TrainConfig:
             raise ConfigError(f"devices must be >= 1 or 'auto', got {self.devices}.")
         if self.embed_dim is not None and self.embed_dim < 1:
             raise ConfigError(f"embed_dim must be None or >= 1, got {self.embed_dim}.")
+        if self.checkpoint_every_n_steps is not None and self.checkpoint_every_n_steps < 1:
+            raise ConfigError(
+                "checkpoint_every_n_steps must be >= 1, or None to checkpoint at epoch ends "
+                f"only; got {self.checkpoint_every_n_steps}."
+            )
+        optims = ("auto", *OPTIMIZER_NAMES)
+        if self.optim not in optims:
+            raise ConfigError(
+                f"Unknown optim '{self.optim}'.{closest_match_hint(self.optim, optims)} Valid "
+                f"values: {', '.join(optims)}."
+            )
+        if self.resume_interrupted and self.checkpoint is not None:
+            raise ConfigError(
+                "resume_interrupted=True and checkpoint= cannot be combined: "
+                "resume_interrupted continues the killed run in `out` exactly where it stopped "
+                "(weights, optimizer, schedule, data position), while checkpoint= starts a new "
+                "run from saved weights only. Pass one of them."
+            )
+        if self.resume_interrupted and self.overwrite:
+            raise ConfigError(
+                "resume_interrupted=True and overwrite=True cannot be combined: overwrite "
+                "would replace the run that resume_interrupted continues. Pass one of them."
+            )
         unknown = [name for name in self.loggers if name not in LOGGERS]
         if unknown:
             raise ConfigError(f"Unknown logger(s) {unknown}; valid loggers: {', '.join(LOGGERS)}.")

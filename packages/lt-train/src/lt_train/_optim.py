@@ -3,14 +3,42 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch.optim import Optimizer
 
-from lt_train._config import OptimArgs
+from lt_methods import OPTIMIZER_NAMES
 
-__all__ = ["build_optimizer", "lr_at_step", "scaled_lr", "warmup_steps"]
+if TYPE_CHECKING:
+    from lt_train._config import OptimArgs
+
+__all__ = ["OPTIMIZERS", "build_optimizer", "lr_at_step", "scaled_lr", "warmup_steps"]
+
+
+def _sgd(groups: list[dict[str, Any]], lr: float, args: OptimArgs) -> Optimizer:
+    return torch.optim.SGD(groups, lr=lr, momentum=args.momentum)
+
+
+def _adamw(groups: list[dict[str, Any]], lr: float, args: OptimArgs) -> Optimizer:
+    return torch.optim.AdamW(groups, lr=lr, betas=args.betas)
+
+
+def _lars(groups: list[dict[str, Any]], lr: float, args: OptimArgs) -> Optimizer:
+    from lt_methods import LARS
+
+    return LARS(groups, lr=lr, momentum=args.momentum)  # type: ignore[no-any-return]
+
+
+_BUILDERS: dict[str, Callable[[list[dict[str, Any]], float, OptimArgs], Optimizer]] = {
+    "sgd": _sgd,
+    "adamw": _adamw,
+    "lars": _lars,
+}
+#: The builder of each name of ``lt_methods.OPTIMIZER_NAMES``, the one table of optimizer
+#: names that the ``optim`` option, the method registry, this builder and the docs read.
+OPTIMIZERS = {name: _BUILDERS[name] for name in OPTIMIZER_NAMES}
 
 REFERENCE_BATCH_SIZE = 256
 
@@ -40,15 +68,9 @@ def build_optimizer(
         group["initial_lr"] = lr * group.pop("lr_scale", 1.0)
         group["lr"] = group["initial_lr"]
         groups.append(group)
-    if name == "sgd":
-        return torch.optim.SGD(groups, lr=lr, momentum=args.momentum)
-    if name == "adamw":
-        return torch.optim.AdamW(groups, lr=lr, betas=args.betas)
-    if name == "lars":
-        from lt_methods import LARS
-
-        return LARS(groups, lr=lr, momentum=args.momentum)
-    raise ValueError(f"Unknown optimizer {name!r}")
+    if name not in OPTIMIZERS:
+        raise ValueError(f"Unknown optimizer {name!r}; valid: {', '.join(OPTIMIZERS)}.")
+    return OPTIMIZERS[name](groups, lr, args)
 
 
 def warmup_steps(args: OptimArgs, epochs: int, steps_per_epoch: int) -> int:

@@ -1,18 +1,26 @@
-"""The out folder: checks before any work, and the files a run writes into it."""
+"""The out folder: checks before any work, the files a run writes into it, and the rule that
+nothing of an earlier run is lost before the new run has proven it can run."""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
+import os
 import shutil
-from collections.abc import Iterator
-from contextlib import contextmanager
+import tempfile
+import time
 from pathlib import Path
+from typing import Any
 
 from lt_core import ConfigError
+from lt_train._atomic import atomic_write_text, remove_temp_files
 
-__all__ = ["RUN_FILES", "RunDir", "check_out_dir", "log_to_file"]
+logger = logging.getLogger(__name__)
 
-# Everything a run writes, relative to the out folder. overwrite=True removes only these.
+__all__ = ["PREVIOUS_PREFIX", "RUN_FILES", "RunDir", "check_out_dir"]
+
+# Everything a run writes, relative to the out folder. overwrite=True moves only these.
 RUN_FILES = (
     "checkpoints",
     "exported_models",
@@ -20,12 +28,20 @@ RUN_FILES = (
     "train.log",
     "tensorboard",
     "config.json",
+    "run.json",
 )
-LOGGER_NAMES = ("lightly_train", "lt_train", "lt_data", "lt_methods")
+#: With overwrite=True the earlier run's files wait in ``<out>/<PREVIOUS_PREFIX><time>/``
+#: until the new run has written its first checkpoint.
+PREVIOUS_PREFIX = ".previous_run_"
 
 
 class RunDir:
-    """Paths inside the out folder of a run."""
+    """Paths inside the out folder of a run, and its state file ``run.json``.
+
+    ``run.json`` holds ``{"status": "running" | "finished" | "interrupted" | "failed",
+    "step": ..., "max_steps": ...}``. A run killed without warning (SIGKILL, power loss)
+    stays ``"running"``; a later run treats it as interrupted.
+    """
 
     def __init__(self, out: str | Path) -> None:
         self.root = Path(out)
@@ -36,64 +52,108 @@ class RunDir:
         self.metrics = self.root / "metrics.jsonl"
         self.log = self.root / "train.log"
         self.config = self.root / "config.json"
+        self.state_file = self.root / "run.json"
 
-    def prepare(self, overwrite: bool) -> None:
-        """Create the folders; with ``overwrite`` remove the files of an earlier run only."""
-        if overwrite:
-            for name in RUN_FILES:
-                path = self.root / name
-                if path.is_dir() and not path.is_symlink():
-                    shutil.rmtree(path)
-                elif path.exists() or path.is_symlink():
-                    path.unlink()
+    def state(self) -> dict[str, Any] | None:
+        """The content of ``run.json``, or ``None`` if there is none (or it is unreadable)."""
+        try:
+            state = json.loads(self.state_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return state if isinstance(state, dict) else None
+
+    def write_state(self, status: str, **info: Any) -> None:
+        record = {"status": status, **info, "updated": time.strftime("%Y-%m-%d %H:%M:%S")}
+        atomic_write_text(self.state_file, json.dumps(record, indent=2) + "\n")
+
+    def earlier_run_files(self) -> list[Path]:
+        return [self.root / n for n in RUN_FILES if os.path.lexists(self.root / n)]
+
+    def prepare(self, overwrite: bool) -> Path | None:
+        """Create the folders. With ``overwrite``, move an earlier run's files into a
+        hidden ``.previous_run_<time>`` folder (other files stay) and return it; call
+        :meth:`discard_previous` once the new run has a checkpoint."""
+        aside: Path | None = None
+        if overwrite and self.earlier_run_files():
+            aside = self.root / f"{PREVIOUS_PREFIX}{time.strftime('%Y%m%d-%H%M%S')}"
+            suffix = 0
+            while aside.exists():
+                suffix += 1
+                aside = aside.with_name(f"{aside.name.split('~')[0]}~{suffix}")
+            aside.mkdir()
+            for path in self.earlier_run_files():
+                os.replace(path, aside / path.name)
         self.checkpoints.mkdir(parents=True, exist_ok=True)
         self.exported.mkdir(parents=True, exist_ok=True)
+        remove_temp_files(self.root, self.checkpoints, self.exported)
+        return aside
+
+    def discard_previous(self) -> None:
+        """Remove the earlier runs' files that ``prepare(overwrite=True)`` moved aside."""
+        for path in self.root.glob(f"{PREVIOUS_PREFIX}*"):
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
 
 
-def check_out_dir(out: str | Path, overwrite: bool) -> None:
-    """Fail before any work if ``out`` cannot be used. Writes nothing."""
+def check_out_dir(out: str | Path, overwrite: bool, resume: bool = False) -> None:
+    """Fail before any work if ``out`` cannot be used. Leaves nothing behind.
+
+    Checks that ``out`` is a folder (or can be created), that it is writable (a probe
+    folder is created and removed), and that an earlier run in it is not replaced without
+    ``overwrite=True``, or, with ``resume``, that it holds an interrupted run.
+    """
     path = Path(out)
+    run = RunDir(path)
     if path.exists() and not path.is_dir():
         raise ConfigError(f"out='{out}' is a file, not a folder. Pass a folder path for out.")
-    if path.is_dir() and any(path.iterdir()) and not overwrite:
+    if resume:
+        _check_resumable(run)
+    elif path.is_dir() and any(path.iterdir()) and not overwrite:
+        state = run.state()
+        if state is not None and state.get("status") != "finished":
+            raise ConfigError(
+                f"The out folder '{out}' holds an interrupted run (stopped at step "
+                f"{state.get('step', '?')} of {state.get('max_steps', '?')}). Pass "
+                "resume_interrupted=True to continue it, overwrite=True to start over, or "
+                "choose a new out folder."
+            )
         raise ConfigError(
             f"The out folder '{out}' exists and is not empty. Pass overwrite=True to replace the "
             f"results of an earlier run in it ({', '.join(RUN_FILES)}; other files are kept), "
             "or choose a new out folder."
         )
-    parent = path.resolve().parent
+    parent = path.resolve()
     while not parent.exists():
         parent = parent.parent
     if not parent.is_dir():
         raise ConfigError(f"Cannot create out folder '{out}': '{parent}' is not a folder.")
+    _check_writable(parent, out)
 
 
-@contextmanager
-def log_to_file(path: Path | None, console: bool) -> Iterator[None]:
-    """Send the lightly-train loggers to ``path`` (and to stderr if ``console`` and no handler
-    is configured yet) for the duration of the run; remove the handlers afterwards."""
-    fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
-    handlers: list[logging.Handler] = []
-    if path is not None:
-        file_handler = logging.FileHandler(path, encoding="utf-8")
-        file_handler.setFormatter(fmt)
-        handlers.append(file_handler)
-    if console and not logging.getLogger().handlers:
-        stream = logging.StreamHandler()
-        stream.setFormatter(logging.Formatter("[lightly-train] %(message)s"))
-        handlers.append(stream)
-    loggers = [logging.getLogger(name) for name in LOGGER_NAMES]
-    old_levels = [logger.level for logger in loggers]
-    for logger in loggers:
-        logger.setLevel(logging.INFO)
-        for handler in handlers:
-            logger.addHandler(handler)
+def _check_resumable(run: RunDir) -> None:
+    state = run.state()
+    if not run.last_checkpoint.is_file():
+        raise ConfigError(
+            f"resume_interrupted=True, but '{run.root}' holds no checkpoint to resume from "
+            f"({run.last_checkpoint} is missing). Fix: pass the out folder of the "
+            "interrupted run, or drop resume_interrupted to start a new run."
+        )
+    if state is not None and state.get("status") == "finished":
+        raise ConfigError(
+            f"The run in '{run.root}' finished (step {state.get('step')} of "
+            f"{state.get('max_steps')}); there is nothing to resume. Fix: use its export, "
+            "pass checkpoint='<out>/checkpoints/last.ckpt' with a new out folder to train "
+            "further, or overwrite=True to start over."
+        )
+
+
+def _check_writable(folder: Path, out: str | Path) -> None:
     try:
-        yield
-    finally:
-        for logger, level in zip(loggers, old_levels):
-            logger.setLevel(level)
-            for handler in handlers:
-                logger.removeHandler(handler)
-        for handler in handlers:
-            handler.close()
+        probe = tempfile.mkdtemp(prefix=".lightly-train-probe-", dir=folder)
+    except OSError as e:
+        raise ConfigError(
+            f"Cannot write to the out folder '{out}' ({folder}: {e.strerror or e}). Fix: "
+            "choose an out folder in a location you can write to, or fix its permissions."
+        ) from e
+    with contextlib.suppress(OSError):
+        os.rmdir(probe)

@@ -5,18 +5,26 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from lt_core import ConfigError, DataError, ViewConfig, from_dict, validate_wrapper
+from lt_core import ConfigError, DataError, ViewConfig, from_dict, to_dict
 from lt_data import list_image_files
 from lt_methods import DEFAULT_METHOD, Method, get_method
+from lt_train._checkpoint import (
+    CHECKPOINT_FORMAT,
+    changed_options,
+    files_digest,
+    load_checkpoint,
+    run_fingerprint,
+)
 from lt_train._config import TrainConfig
+from lt_train._dry_run import dry_run
 from lt_train._models import get_model_wrapper
-from lt_train._run_dir import check_out_dir
+from lt_train._optim import scaled_lr
+from lt_train._run_dir import RunDir, check_out_dir
 
 logger = logging.getLogger(__name__)
 
@@ -25,19 +33,59 @@ __all__ = ["Plan", "plan_run", "resolve_model"]
 
 @dataclass
 class Plan:
-    """The resolved run: method class and options, files, wrapper, view recipe."""
+    """The resolved run: everything a run needs, decided before any file is written.
+
+    ``config.json`` is written from the plan alone (:meth:`record`). ``resume`` is the
+    checkpoint of the interrupted run to continue (``resume_interrupted=True``);
+    ``init_weights`` the weights to start from (``checkpoint=``).
+    """
 
     config: TrainConfig
     method_cls: type[Method]
     method_args: Any
     transform_args: Any
-    files: list[Path]
+    files: Any  # a sequence of image paths
     wrapper: nn.Module
     recipe: list[ViewConfig]
     image_size: tuple[int, int]
     accelerator: str
     precision: str
     num_workers: int
+    optimizer: str
+    base_lr: float
+    lr: float
+    weight_decay: float
+    memory_format: torch.memory_format
+    fingerprint: dict[str, Any]
+    resume: dict[str, Any] | None = None
+    init_weights: dict[str, Any] | None = None
+
+    def resolved(self) -> dict[str, Any]:
+        return {
+            "optimizer": self.optimizer,
+            "lr": self.lr,
+            "weight_decay": self.weight_decay,
+            "accelerator": self.accelerator,
+            "precision": self.precision,
+            "num_workers": self.num_workers,
+            "num_images": len(self.files),
+            "memory_format": str(self.memory_format).removeprefix("torch."),
+        }
+
+    def record(self) -> dict[str, Any]:
+        """The content of config.json: every option, with the resolved defaults."""
+        config = self.config
+        record = {k: v for k, v in to_dict(config).items() if k != "model"}
+        record["model"] = (
+            config.model if isinstance(config.model, str) else type(config.model).__qualname__
+        )
+        record.update(
+            method=self.method_cls.name,
+            method_args=to_dict(self.method_args),
+            transform_args=to_dict(self.transform_args),
+            resolved=self.resolved(),
+        )
+        return record
 
 
 def resolve_model(model: Any) -> nn.Module:
@@ -82,13 +130,20 @@ def _num_workers(value: int | str, devices: int | str) -> int:
 def plan_run(config: TrainConfig) -> Plan:
     """Check every option, the out folder, the data and the model; resolve defaults.
 
-    Runs before any heavy work and writes nothing, so a bad input fails fast and leaves an
-    existing out folder untouched.
+    Runs before any heavy work and leaves nothing behind, so a bad input fails fast and an
+    existing out folder stays untouched.
     """
     method_cls = get_method(config.method or DEFAULT_METHOD)
     method_args = from_dict(method_cls.Args, config.method_args, "method_args")
     transform_args = from_dict(method_cls.TransformArgs, config.transform_args, "transform_args")
-    check_out_dir(config.out, config.overwrite)
+    check_out_dir(config.out, config.overwrite, resume=config.resume_interrupted)
+    if config.batch_size % config.gradient_accumulation_steps:
+        raise ConfigError(
+            f"batch_size={config.batch_size} must be divisible by gradient_accumulation_steps="
+            f"{config.gradient_accumulation_steps}: each optimizer step accumulates "
+            f"{config.gradient_accumulation_steps} batches of batch_size / "
+            "gradient_accumulation_steps images."
+        )
     files = list_image_files(config.data)
     if len(files) < config.batch_size:
         raise DataError(
@@ -105,10 +160,35 @@ def plan_run(config: TrainConfig) -> Plan:
     precision = _precision(config.precision, accelerator)
     recipe = method_cls.view_recipe(transform_args)
     image_size = tuple(transform_args.image_size)
+    optimizer = method_cls.default_optimizer if config.optim == "auto" else config.optim
+    o = config.optim_args
+    base_lr = o.lr if o.lr is not None else method_cls.default_lr
+    weight_decay = o.weight_decay if o.weight_decay is not None else method_cls.default_weight_decay
+    lr = scaled_lr(base_lr, config.batch_size)
+    fingerprint = run_fingerprint(
+        config,
+        {
+            "method": method_cls.name,
+            "method_args": to_dict(method_args),
+            "transform_args": to_dict(transform_args),
+            "optimizer": optimizer,
+            "lr": lr,
+            "weight_decay": weight_decay,
+            "accelerator": accelerator,
+            "precision": precision,
+            "num_images": len(files),
+            "images_digest": files_digest(files),
+        },
+    )
+    resume = _load_resume(config, fingerprint) if config.resume_interrupted else None
+    init_weights = _load_init_weights(config.checkpoint) if config.checkpoint else None
+    # Named models draw their initial weights from the seed.
+    torch.manual_seed(config.seed)
     wrapper = resolve_model(config.model)
     sizes = sorted({v.size for v in recipe}, key=lambda s: s[0] * s[1])
-    for size in (sizes[0], sizes[-1]) if len(sizes) > 1 else sizes:
-        validate_wrapper(wrapper, image_size=size)
+    memory_format = dry_run(
+        wrapper, [sizes[0], sizes[-1]] if len(sizes) > 1 else sizes, config.channels_last
+    )
     return Plan(
         config=config,
         method_cls=method_cls,
@@ -121,4 +201,47 @@ def plan_run(config: TrainConfig) -> Plan:
         accelerator=accelerator,
         precision=precision,
         num_workers=_num_workers(config.num_workers, config.devices),
+        optimizer=optimizer,
+        base_lr=base_lr,
+        lr=lr,
+        weight_decay=weight_decay,
+        memory_format=memory_format,
+        fingerprint=fingerprint,
+        resume=resume,
+        init_weights=init_weights,
+    )
+
+
+def _load_resume(config: TrainConfig, fingerprint: dict[str, Any]) -> dict[str, Any]:
+    """The interrupted run's checkpoint, after checking that the options still match."""
+    path = RunDir(config.out).last_checkpoint
+    state = load_checkpoint(path, mmap=True)
+    if state.get("format") != CHECKPOINT_FORMAT or "run" not in state:
+        raise ConfigError(
+            f"'{path}' is not a resumable lightly-train checkpoint (format "
+            f"{state.get('format')!r}, expected {CHECKPOINT_FORMAT}). Fix: start a new run "
+            "from its weights with checkpoint=... and a new out folder."
+        )
+    changed = changed_options(state["run"], fingerprint)
+    if changed:
+        raise ConfigError(
+            f"resume_interrupted=True continues the run in '{config.out}' as it was started, "
+            f"but these options differ from it: {'; '.join(changed)}. Fix: pass the options "
+            "of the interrupted run (see its config.json), or start a new run from its weights "
+            f"with checkpoint='{path}' and a new out folder."
+        )
+    return state
+
+
+def _load_init_weights(path: str) -> dict[str, Any]:
+    """Weights to start a new run from: a lightly-train checkpoint (its ``"method"``
+    state) or an exported ``state_dict`` of the model."""
+    state = load_checkpoint(path, mmap=True)
+    if "method" in state and isinstance(state["method"], dict):
+        return {"kind": "checkpoint", "state": state["method"]}
+    if state and all(isinstance(v, torch.Tensor) for v in state.values()):
+        return {"kind": "model", "state": state}
+    raise ConfigError(
+        f"checkpoint='{path}' is neither a lightly-train checkpoint (checkpoints/*.ckpt) nor "
+        "a model state_dict (exported_models/exported_last.pt). Fix: pass one of those."
     )

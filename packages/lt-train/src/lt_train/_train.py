@@ -1,14 +1,17 @@
-"""The training loop on lightning-fabric: ``train(config) -> out folder``.
+"""The training run on lightning-fabric: ``train(config) -> out folder``.
 
-Reads in one sitting: ``train`` checks everything (``plan_run``), launches Fabric, then
-``_fit`` runs the epochs. State for checkpoints is a plain dict.
+Reads in one sitting, in the spirit of litgpt's ``setup -> fit``: :func:`train` plans the
+run (every check, nothing written), launches Fabric and builds the parts
+(:mod:`lt_train._components`); :func:`_start` proves the data readable before it touches an
+earlier run; :func:`_fit` (in :mod:`lt_train._loop`) runs the steps; checkpoints, export and
+the bad-image policy live in their own modules.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import time
+import os
 from pathlib import Path
 from typing import Any
 
@@ -16,17 +19,18 @@ import torch
 from lightning_fabric import Fabric
 from lightning_fabric.loggers import TensorBoardLogger
 from lightning_fabric.strategies import DDPStrategy
-from torch.utils.data import DataLoader
-from tqdm import tqdm
 
-from lt_core import ConfigError, DataError, EmbeddingModel, to_dict
-from lt_data import ImageDataset, build_view_transform, collate_images
+from lt_core import ConfigError, LightlyTrainError
+from lt_train._atomic import atomic_torch_save, atomic_write_text
+from lt_train._bad_images import BatchFiller
+from lt_train._checkpoint import set_rng_state
+from lt_train._components import Components, build_components
 from lt_train._config import TrainConfig
-from lt_train._memory_format import supports_channels_last
-from lt_train._metrics import JsonlWriter, StepTimer
-from lt_train._optim import build_optimizer, lr_at_step, scaled_lr, set_lr, warmup_steps
-from lt_train._run_dir import RunDir, log_to_file
+from lt_train._logs import RunLog, run_log
+from lt_train._loop import Progress, fit
+from lt_train._run_dir import RunDir
 from lt_train._setup import Plan, plan_run
+from lt_train._stop import StopSignals, TrainingInterrupted
 
 logger = logging.getLogger(__name__)
 
@@ -36,26 +40,37 @@ __all__ = ["train"]
 def train(config: TrainConfig) -> Path:
     """Pretrain ``config.model`` with ``config.method`` on ``config.data``; return the out path.
 
-    Every check runs before any file is written. Then the loop writes into the out folder:
-    ``checkpoints/last.ckpt``, ``exported_models/exported_last.pt`` (the ``state_dict`` of
-    ``wrapper.get_model()``), ``metrics.jsonl``, ``train.log``, ``config.json`` and
-    TensorBoard events under ``tensorboard/``.
+    Every check runs before any file is written. Then the run writes into the out folder:
+    ``checkpoints/last.ckpt`` (every ``checkpoint_every_n_steps`` and at each epoch end),
+    ``exported_models/exported_last.pt`` (the ``state_dict`` of ``wrapper.get_model()``),
+    ``metrics.jsonl``, ``train.log``, ``config.json``, ``run.json`` and TensorBoard events
+    under ``tensorboard/``. Every file is written atomically.
+
+    Raises:
+        LightlyTrainError: A bad option, model or data (before any file is written).
+        TrainingInterrupted: SIGINT or SIGTERM stopped the run after a checkpoint; resume
+            with ``resume_interrupted=True``.
+        LossNotFiniteError: The loss became NaN or infinite.
     """
-    plan = plan_run(config)
-    fabric = _make_fabric(plan)
-    if config.batch_size % fabric.world_size:
-        raise ConfigError(
-            f"batch_size={config.batch_size} is the global batch size and must be divisible by "
-            f"the number of processes ({fabric.world_size})."
-        )
-    fabric.launch()
-    run = RunDir(config.out)
-    if fabric.is_global_zero:
-        run.prepare(config.overwrite)
-    fabric.barrier()
-    with log_to_file(run.log if fabric.is_global_zero else None, console=fabric.is_global_zero):
-        _fit(fabric, plan, run)
+    with run_log(console=_first_process()) as log:
+        plan = plan_run(config)
+        fabric = _make_fabric(plan)
+        divisor = fabric.world_size * config.gradient_accumulation_steps
+        if config.batch_size % divisor:
+            raise ConfigError(
+                f"batch_size={config.batch_size} is the global batch size and must be divisible "
+                f"by the number of processes ({fabric.world_size}) times "
+                f"gradient_accumulation_steps ({config.gradient_accumulation_steps})."
+            )
+        fabric.launch()
+        run = RunDir(config.out)
+        _run(fabric, plan, run, log)
     return run.root
+
+
+def _first_process() -> bool:
+    """Whether this is process 0 (launchers set these variables before the script runs)."""
+    return all(int(os.environ.get(v, "0") or 0) == 0 for v in ("RANK", "LOCAL_RANK", "NODE_RANK"))
 
 
 def _make_fabric(plan: Plan) -> Fabric:
@@ -80,229 +95,150 @@ def _make_fabric(plan: Plan) -> Fabric:
     )
 
 
-def _fit(fabric: Fabric, plan: Plan, run: RunDir) -> None:
+def _run(fabric: Fabric, plan: Plan, run: RunDir, log: RunLog) -> None:
     config = plan.config
     fabric.seed_everything(config.seed, workers=True)
-    memory_format = torch.contiguous_format
-    if config.channels_last and supports_channels_last(plan.wrapper, plan.image_size):
-        memory_format = torch.channels_last
-    model = EmbeddingModel(plan.wrapper, embed_dim=config.embed_dim, pool=True)
-    model.to(memory_format=memory_format)  # type: ignore[call-overload]
-    method = plan.method_cls(model, plan.method_args, plan.transform_args)
-    transform = build_view_transform(plan.recipe).to(fabric.device)
-    optim_name = plan.method_cls.default_optimizer if config.optim == "auto" else config.optim
-    base_lr = (
-        config.optim_args.lr if config.optim_args.lr is not None else plan.method_cls.default_lr
-    )
-    weight_decay = (
-        config.optim_args.weight_decay
-        if config.optim_args.weight_decay is not None
-        else plan.method_cls.default_weight_decay
-    )
-    lr = scaled_lr(base_lr, config.batch_size)
-    optimizer = build_optimizer(
-        optim_name, method.param_groups(), lr=lr, weight_decay=weight_decay, args=config.optim_args
-    )
-    method, optimizer = fabric.setup(method, optimizer)
-    dataset = ImageDataset(plan.files, plan.image_size)
-    loader = DataLoader(
-        dataset,
-        batch_size=config.batch_size // fabric.world_size,
-        shuffle=True,
-        drop_last=True,
-        num_workers=plan.num_workers,
-        collate_fn=collate_images,
-        pin_memory=plan.accelerator == "cuda",
-        persistent_workers=plan.num_workers > 0,
-    )
-    loader = fabric.setup_dataloaders(loader, move_to_device=False)
-    steps_per_epoch = len(loader)
-    max_steps = config.epochs * steps_per_epoch
-    warmup = warmup_steps(config.optim_args, config.epochs, steps_per_epoch)
-    fabric.seed_everything(config.seed + fabric.global_rank, workers=True)  # distinct augmentations
-
-    if fabric.is_global_zero:
-        run.config.write_text(
-            json.dumps(_config_record(plan, optim_name, lr, weight_decay), indent=2)
-        )
-    logger.info(
-        "Pretraining %s with %s on %d images for %d epochs (%d steps of %d images), "
-        "%s x%d, precision %s, %d data workers, optimizer %s lr %.3g (base %.3g per 256 images), "
-        "memory format %s.",
-        type(plan.wrapper).__name__,
-        plan.method_cls.name,
-        len(plan.files),
-        config.epochs,
-        max_steps,
-        config.batch_size,
-        plan.accelerator,
-        fabric.world_size,
-        plan.precision,
-        plan.num_workers,
-        optim_name,
-        lr,
-        base_lr,
-        str(memory_format).removeprefix("torch."),
-    )
-    jsonl = (
-        JsonlWriter(run.metrics) if fabric.is_global_zero and "jsonl" in config.loggers else None
-    )
-    state: dict[str, Any] = {"method": method, "optimizer": optimizer, "epoch": 0, "step": 0}
-    skipped_total = 0
-    bar = tqdm(
-        total=max_steps,
-        disable=not (fabric.is_global_zero and config.progress_bar),
-        unit="step",
-        dynamic_ncols=True,
-    )
-    timer = StepTimer()
-    start = time.perf_counter()
-    step = 0
-    local_batch = config.batch_size // fabric.world_size
-    # The last good batch stands in for a batch whose images were all unreadable: every
-    # process must step on every batch, or the gradient all-reduce of the others would hang.
-    spare: torch.Tensor | None = None
-    for epoch in range(config.epochs):
-        method.train()
-        skipped: list[tuple[str, str]] = []
-        for batch in loader:
-            timer.data_ready()
-            skipped.extend(batch["skipped"])
-            if fabric.is_global_zero:
-                _log_skipped(batch["skipped"])
-            images = batch["images"]
-            if len(images) == 0:
-                images = spare if spare is not None else _draw_readable(dataset, local_batch)
-            images = _refill(images, local_batch)
-            spare = images
-            images = images.to(fabric.device, non_blocking=True)
-            with torch.no_grad():
-                views = [v.contiguous(memory_format=memory_format) for v in transform(images)]
-            lr_now = set_lr(
-                optimizer,
-                lr_at_step(
-                    step,
-                    max_steps=max_steps,
-                    warmup=warmup,
-                    min_ratio=config.optim_args.min_lr_ratio,
-                ),
-            )
-            out = method(views, step=step, max_steps=max_steps, steps_per_epoch=steps_per_epoch)
-            fabric.backward(out["loss"])
-            if config.optim_args.gradient_clip_norm is not None:
-                fabric.clip_gradients(
-                    method, optimizer, max_norm=config.optim_args.gradient_clip_norm
-                )
-            method.on_before_optimizer_step(step=step, steps_per_epoch=steps_per_epoch)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            method.on_after_optimizer_step(step=step, max_steps=max_steps)
-            step += 1
-            timer.step_done(len(images) * fabric.world_size)
-            bar.update(1)
-            if step % config.log_every_n_steps == 0 or step == max_steps:
-                metrics = {k: float(v.detach()) for k, v in out.items()}
-                metrics.update(timer.summary(), lr=lr_now, epoch=epoch)
-                timer.reset()
-                bar.set_postfix(
-                    loss=f"{metrics['loss']:.4f}",
-                    img_s=f"{metrics['images_per_s']:.0f}",
-                    data_wait=f"{metrics['data_wait']:.0%}",
-                )
-                fabric.log_dict(metrics, step=step)
-                if jsonl is not None:
-                    jsonl.write({"step": step, **metrics})
-        skipped_total += _gather_skipped(fabric, skipped)
-        state.update(epoch=epoch + 1, step=step)
-        fabric.save(run.last_checkpoint, state)
-        logger.info("Epoch %d/%d done, step %d.", epoch + 1, config.epochs, step)
-    bar.close()
-    elapsed = time.perf_counter() - start
-    if fabric.is_global_zero:
-        torch.save(plan.wrapper.get_model().state_dict(), run.exported_last)  # type: ignore[operator]
-        summary = {
-            "event": "end",
-            "step": step,
-            "epochs": config.epochs,
-            "train_time_s": elapsed,
-            "images_per_s": step * config.batch_size / max(elapsed, 1e-9),
-            "skipped_images": skipped_total,
-        }
-        if jsonl is not None:
-            jsonl.write(summary)
-            jsonl.close()
-    for lg in fabric.loggers:
-        lg.finalize("success")
-    if skipped_total:
-        logger.warning(
-            "Skipped %d unreadable image(s); their names are listed above.", skipped_total
-        )
-    logger.info("Done in %.1f s. Exported model: %s", elapsed, run.exported_last)
+    parts = build_components(fabric, plan)
+    progress = Progress.from_checkpoint(plan.resume)
+    # Distinct augmentations per process; a resumed run continues each process's streams.
+    fabric.seed_everything(config.seed + fabric.global_rank, workers=True)
+    if plan.resume is not None:
+        set_rng_state(plan.resume["rng"][fabric.global_rank])
+    filler = BatchFiller(parts.dataset, parts.micro_batch, log=fabric.is_global_zero)
+    first = _first_batches(fabric, parts, progress, filler)
+    # The data is proven readable: only now may an earlier run's files be touched.
+    aside = run.prepare(config.overwrite) if fabric.is_global_zero else None
+    fabric.barrier()
+    log.open_file(run.log if fabric.is_global_zero else None)
+    stop = StopSignals()
+    try:
+        _start(fabric, plan, run, progress, aside)
+        with stop.installed():
+            fit(fabric, plan, run, parts, progress, first, filler, stop)
+        if fabric.is_global_zero:
+            _finish(plan, run, progress)
+    except TrainingInterrupted as e:
+        if fabric.is_global_zero:
+            run.write_state("interrupted", step=progress.step, max_steps=progress.max_steps)
+        logger.warning("%s", e)
+        raise
+    except BaseException as e:
+        _log_failure(e, fabric, run, progress, aside)
+        raise
+    finally:
+        for lg in fabric.loggers:
+            lg.finalize("success")
     fabric.barrier()
 
 
-def _log_skipped(skipped: list[tuple[str, str]], rank: int | None = None) -> None:
-    where = f" (process {rank})" if rank else ""
-    for path, error in skipped:
-        logger.warning("Skipped unreadable image%s %s: %s", where, path, error)
+def _first_batches(
+    fabric: Fabric, parts: Components, progress: Progress, filler: BatchFiller
+) -> Any:
+    """The image batches of the first epoch to train, with the first one already read:
+    a dataset without any readable image fails here, before the out folder is touched."""
+    parts.sampler.set_position(progress.epoch, progress.step_in_epoch)
+    batches = iter(parts.loader)
+    error: BaseException | None = None
+    images: torch.Tensor | None = None
+    try:
+        batch = next(batches, None)
+        images = filler(batch) if batch is not None else None
+    except LightlyTrainError as e:
+        error = e
+    if fabric.world_size > 1:
+        failed = fabric.all_reduce(torch.tensor(float(error is not None)), reduce_op="sum")
+        if error is None and float(failed) > 0:
+            error = LightlyTrainError("Another process could not read any image; see its error.")
+    if error is not None:
+        raise error
+
+    def chain() -> Any:
+        if images is not None:
+            yield images
+        for batch in batches:
+            yield filler(batch)
+
+    return chain()
 
 
-def _gather_skipped(fabric: Fabric, skipped: list[tuple[str, str]]) -> int:
-    """Number of images skipped this epoch by all processes. Process 0 logs the names the
-    other processes skipped (it logged its own as they came), so train.log lists them all."""
-    if fabric.world_size == 1:
-        return len(skipped)
-    gathered: list[Any] = [None] * fabric.world_size
-    torch.distributed.all_gather_object(gathered, skipped)
-    if fabric.is_global_zero:
-        for rank, names in enumerate(gathered):
-            if rank > 0:
-                _log_skipped(names, rank)
-    return sum(len(names) for names in gathered)
+def _start(fabric: Fabric, plan: Plan, run: RunDir, progress: Progress, aside: Path | None) -> None:
+    if not fabric.is_global_zero:
+        return
+    if aside is not None:
+        logger.info(
+            "The earlier run's files in this folder were moved to %s; they are deleted once "
+            "this run has written its first checkpoint.",
+            aside,
+        )
+    if plan.resume is not None:
+        _truncate_metrics(run.metrics, progress.step)
+        logger.info(
+            "Resuming the interrupted run from %s: epoch %d, step %d of %d.",
+            run.last_checkpoint,
+            progress.epoch + 1,
+            progress.step,
+            progress.max_steps,
+        )
+    else:
+        atomic_write_text(run.config, json.dumps(plan.record(), indent=2) + "\n")
+    run.write_state("running", step=progress.step, max_steps=progress.max_steps)
 
 
-def _draw_readable(dataset: ImageDataset, count: int) -> torch.Tensor:
-    """``count`` images decoded from random indices of ``dataset``, for when a process has
-    no good image yet. Fails only if no image of the dataset is readable."""
-    images: list[torch.Tensor] = []
-    for index in torch.randperm(len(dataset)).tolist():
-        sample = dataset[index]
-        if sample["image"] is not None:
-            images.append(sample["image"])
-            if len(images) == count:
-                break
-    if not images:
-        raise DataError(f"None of the {len(dataset)} images could be read; see train.log.")
-    return _refill(torch.stack(images), count)
+def _finish(plan: Plan, run: RunDir, progress: Progress) -> None:
+    state = plan.wrapper.get_model().state_dict()  # type: ignore[operator]
+    atomic_torch_save({k: v.detach().cpu() for k, v in state.items()}, run.exported_last)
+    if "jsonl" in plan.config.loggers:
+        summary = {
+            "event": "end",
+            "step": progress.step,
+            "epochs": plan.config.epochs,
+            "train_time_s": progress.train_time_s,
+            "images_per_s": progress.images / max(progress.train_time_s, 1e-9),
+            "skipped_images": progress.skipped_images,
+        }
+        with run.metrics.open("a", encoding="utf-8") as f:
+            f.write(json.dumps(summary) + "\n")
+    run.write_state("finished", step=progress.step, max_steps=progress.max_steps)
+    if progress.skipped_images:
+        logger.warning(
+            "Skipped %d unreadable image(s); their names are listed above.",
+            progress.skipped_images,
+        )
+    logger.info("Done in %.1f s. Exported model: %s", progress.train_time_s, run.exported_last)
 
 
-def _refill(images: torch.Tensor, size: int) -> torch.Tensor:
-    """Keep the batch size constant when bad images were dropped (DDP gathers need equal
-    sizes on every process): repeat random good images of the batch."""
-    if len(images) >= size:
-        return images
-    extra = torch.randint(len(images), (size - len(images),))
-    return torch.cat([images, images[extra]])
+def _truncate_metrics(path: Path, step: int) -> None:
+    """Drop the metrics of steps after the checkpoint: the resumed run logs them again."""
+    if not path.is_file():
+        return
+    kept = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue  # a line cut by a crash
+        if isinstance(record, dict) and "event" not in record and record.get("step", 0) <= step:
+            kept.append(line + "\n")
+    atomic_write_text(path, "".join(kept))
 
 
-def _config_record(plan: Plan, optim: str, lr: float, weight_decay: float) -> dict[str, Any]:
-    config = plan.config
-    record = {k: v for k, v in to_dict(config).items() if k != "model"}
-    record["model"] = (
-        config.model if isinstance(config.model, str) else type(config.model).__qualname__
-    )
-    record.update(
-        method=plan.method_cls.name,
-        method_args=to_dict(plan.method_args),
-        transform_args=to_dict(plan.transform_args),
-        resolved={
-            "optimizer": optim,
-            "lr": lr,
-            "weight_decay": weight_decay,
-            "accelerator": plan.accelerator,
-            "precision": plan.precision,
-            "num_workers": plan.num_workers,
-            "num_images": len(plan.files),
-        },
-    )
-    return record
+def _log_failure(
+    error: BaseException, fabric: Fabric, run: RunDir, progress: Progress, aside: Path | None
+) -> None:
+    """Put the failure in train.log (a traceback only for unexpected errors) and run.json."""
+    if isinstance(error, LightlyTrainError | OSError):
+        logger.error("Training stopped at step %d: %s", progress.step, error)
+    elif isinstance(error, KeyboardInterrupt):
+        logger.error("Training stopped at once by a second Ctrl-C at step %d.", progress.step)
+    else:
+        logger.exception("Training failed at step %d.", progress.step)
+    if not fabric.is_global_zero:
+        return
+    try:
+        run.write_state("failed", step=progress.step, max_steps=progress.max_steps)
+    except OSError:
+        pass
+    if aside is not None and aside.exists():
+        logger.error(
+            "The earlier run's files are kept in %s (this run wrote no checkpoint).", aside
+        )

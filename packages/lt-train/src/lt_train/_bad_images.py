@@ -1,0 +1,99 @@
+"""The bad-image policy: unreadable images are skipped, named in train.log and counted,
+and every step still trains on a full batch (every DDP process must step, or the gradient
+all-reduce of the others would wait forever)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import torch
+from lightning_fabric import Fabric
+
+from lt_core import DataError
+from lt_data import ImageDataset
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["BatchFiller", "draw_readable", "gather_skipped", "log_skipped", "refill"]
+
+
+def log_skipped(skipped: list[tuple[str, str]], rank: int | None = None) -> None:
+    where = f" (process {rank})" if rank else ""
+    for path, error in skipped:
+        logger.warning("Skipped unreadable image%s %s: %s", where, path, error)
+
+
+def gather_skipped(fabric: Fabric, skipped: list[tuple[str, str]]) -> int:
+    """Number of images skipped this epoch by all processes. Process 0 logs the names the
+    other processes skipped (it logged its own as they came), so train.log lists them all."""
+    if fabric.world_size == 1:
+        return len(skipped)
+    gathered: list[Any] = [None] * fabric.world_size
+    torch.distributed.all_gather_object(gathered, skipped)
+    if fabric.is_global_zero:
+        for rank, names in enumerate(gathered):
+            if rank > 0:
+                log_skipped(names, rank)
+    return sum(len(names) for names in gathered)
+
+
+def draw_readable(dataset: ImageDataset, count: int) -> torch.Tensor:
+    """``count`` images decoded from random indices of ``dataset``, for when a process has
+    no good image yet. Fails only if no image of the dataset is readable."""
+    images: list[torch.Tensor] = []
+    for index in torch.randperm(len(dataset)).tolist():
+        sample = dataset[index]
+        if sample["image"] is not None:
+            images.append(sample["image"])
+            if len(images) == count:
+                break
+    if not images:
+        raise DataError(
+            f"None of the {len(dataset)} images could be read (the first ones are named "
+            "above). Fix: check that the data holds valid image files."
+        )
+    return refill(torch.stack(images), count)
+
+
+def refill(images: torch.Tensor, size: int) -> torch.Tensor:
+    """Keep the batch size constant when bad images were dropped (DDP gathers need equal
+    sizes on every process): repeat random good images of the batch."""
+    if len(images) >= size:
+        return images
+    extra = torch.randint(len(images), (size - len(images),))
+    return torch.cat([images, images[extra]])
+
+
+class BatchFiller:
+    """Turns each loader batch into a full batch of readable images.
+
+    The last good batch stands in for a batch whose images were all unreadable; a process
+    with no good batch yet draws readable images from the dataset.
+    """
+
+    def __init__(self, dataset: ImageDataset, batch_size: int, log: bool) -> None:
+        self.dataset = dataset
+        self.batch_size = batch_size
+        self.log = log
+        self.spare: torch.Tensor | None = None
+        self.skipped: list[tuple[str, str]] = []
+
+    def __call__(self, batch: dict[str, Any]) -> torch.Tensor:
+        self.skipped.extend(batch["skipped"])
+        if self.log:
+            log_skipped(batch["skipped"])
+        images = batch["images"]
+        if len(images) == 0:
+            images = (
+                self.spare
+                if self.spare is not None
+                else draw_readable(self.dataset, self.batch_size)
+            )
+        images = refill(images, self.batch_size)
+        self.spare = images
+        return images
+
+    def take_skipped(self) -> list[tuple[str, str]]:
+        skipped, self.skipped = self.skipped, []
+        return skipped

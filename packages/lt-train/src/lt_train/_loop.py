@@ -1,0 +1,275 @@
+"""The loop: epochs of optimizer steps, metrics, checkpoints and stop checks, nothing else."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from lightning_fabric import Fabric
+from tqdm import tqdm
+
+from lt_train._bad_images import BatchFiller, gather_skipped
+from lt_train._checkpoint import CHECKPOINT_FORMAT, get_rng_state, save_checkpoint
+from lt_train._components import Components
+from lt_train._metrics import JsonlWriter, StepTimer
+from lt_train._optim import lr_at_step, set_lr, warmup_steps
+from lt_train._run_dir import RunDir
+from lt_train._setup import Plan
+from lt_train._stop import LossNotFiniteError, StopSignals, TrainingInterrupted, signal_name
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["Progress", "fit"]
+
+_NO_BAD_STEP = 2**62
+
+
+@dataclass
+class Progress:
+    """Where the run stands; saved in every checkpoint."""
+
+    epoch: int = 0
+    step: int = 0
+    step_in_epoch: int = 0
+    max_steps: int = 0
+    skipped_images: int = 0
+    images: int = 0
+    train_time_s: float = 0.0
+    checkpoint_step: int | None = None
+
+    @classmethod
+    def from_checkpoint(cls, state: dict[str, Any] | None) -> Progress:
+        if state is None:
+            return cls()
+        return cls(
+            epoch=int(state["epoch"]),
+            step=int(state["step"]),
+            step_in_epoch=int(state["step_in_epoch"]),
+            max_steps=int(state["max_steps"]),
+            skipped_images=int(state["skipped_images"]),
+            images=int(state["images"]),
+            train_time_s=float(state["train_time_s"]),
+            checkpoint_step=int(state["step"]),
+        )
+
+
+def fit(
+    fabric: Fabric,
+    plan: Plan,
+    run: RunDir,
+    parts: Components,
+    progress: Progress,
+    first_epoch: Any,
+    filler: BatchFiller,
+    stop: StopSignals,
+) -> None:
+    """Train from ``progress`` to the end; ``first_epoch`` yields the first epoch's batches."""
+    config = plan.config
+    method, optimizer = parts.method, parts.optimizer
+    accum = config.gradient_accumulation_steps
+    steps_per_epoch = parts.steps_per_epoch
+    max_steps = progress.max_steps = config.epochs * steps_per_epoch
+    warmup = warmup_steps(config.optim_args, config.epochs, steps_per_epoch)
+    group = torch.distributed.new_group(backend="gloo") if fabric.world_size > 1 else None
+    jsonl = (
+        JsonlWriter(run.metrics) if fabric.is_global_zero and "jsonl" in config.loggers else None
+    )
+    bar = tqdm(
+        total=max_steps,
+        initial=progress.step,
+        disable=not (fabric.is_global_zero and config.progress_bar),
+        unit="step",
+        dynamic_ncols=True,
+    )
+    _log_start(fabric, plan, max_steps, steps_per_epoch)
+    bad_step = torch.full((), _NO_BAD_STEP, dtype=torch.int64, device=fabric.device)
+    timer = StepTimer()
+    sync_skip = fabric.world_size > 1  # DDP: all-reduce gradients on the last micro-batch only
+    try:
+        batches = first_epoch
+        started = time.perf_counter() - progress.train_time_s
+        for epoch in range(progress.epoch, config.epochs):
+            if batches is None:
+                parts.sampler.set_position(epoch)
+                batches = (filler(b) for b in parts.loader)
+            method.train()
+            for _ in range(progress.step_in_epoch, steps_per_epoch):
+                step = progress.step
+                lr_now = set_lr(
+                    optimizer,
+                    lr_at_step(
+                        step,
+                        max_steps=max_steps,
+                        warmup=warmup,
+                        min_ratio=config.optim_args.min_lr_ratio,
+                    ),
+                )
+                loss_sum = torch.zeros((), device=fabric.device)
+                for micro in range(accum):
+                    images = next(batches)
+                    timer.data_ready()
+                    images = images.to(fabric.device, non_blocking=True)
+                    with torch.no_grad():
+                        views = [
+                            v.contiguous(memory_format=plan.memory_format)
+                            for v in parts.transform(images)
+                        ]
+                    with fabric.no_backward_sync(method, enabled=sync_skip and micro < accum - 1):
+                        out = method(
+                            views, step=step, max_steps=max_steps, steps_per_epoch=steps_per_epoch
+                        )
+                        fabric.backward(out["loss"] / accum)
+                    loss = out["loss"].detach()
+                    loss_sum += loss
+                    bad_step = torch.where(
+                        torch.isfinite(loss), bad_step, torch.clamp(bad_step, max=step)
+                    )
+                if config.optim_args.gradient_clip_norm is not None:
+                    fabric.clip_gradients(
+                        method, optimizer, max_norm=config.optim_args.gradient_clip_norm
+                    )
+                method.on_before_optimizer_step(step=step, steps_per_epoch=steps_per_epoch)
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+                method.on_after_optimizer_step(step=step, max_steps=max_steps)
+                progress.step += 1
+                progress.step_in_epoch += 1
+                progress.images += len(images) * accum * fabric.world_size
+                timer.step_done(len(images) * accum * fabric.world_size)
+                bar.update(1)
+                if progress.step % config.log_every_n_steps == 0 or progress.step == max_steps:
+                    _check_finite(fabric, bad_step, progress, run)
+                    metrics = {k: float(v.detach()) for k, v in out.items()}
+                    metrics.update(
+                        timer.summary(), loss=float(loss_sum) / accum, lr=lr_now, epoch=epoch
+                    )
+                    timer.reset()
+                    bar.set_postfix(
+                        loss=f"{metrics['loss']:.4f}",
+                        img_s=f"{metrics['images_per_s']:.0f}",
+                        data_wait=f"{metrics['data_wait']:.0%}",
+                    )
+                    fabric.log_dict(metrics, step=progress.step)
+                    if jsonl is not None:
+                        jsonl.write({"step": progress.step, **metrics})
+                every = config.checkpoint_every_n_steps
+                received = stop.any_process(group)
+                if (every is not None and progress.step % every == 0) or received:
+                    progress.train_time_s = time.perf_counter() - started
+                    _save(fabric, plan, run, parts, progress, filler, bad_step)
+                if received:
+                    raise TrainingInterrupted(
+                        _interrupt_message(received, progress, run), received, str(run.root)
+                    )
+            batches = None
+            progress.epoch += 1
+            progress.step_in_epoch = 0
+            progress.train_time_s = time.perf_counter() - started
+            _save(fabric, plan, run, parts, progress, filler, bad_step)
+            logger.info("Epoch %d/%d done, step %d.", epoch + 1, config.epochs, progress.step)
+    finally:
+        bar.close()
+        if jsonl is not None:
+            jsonl.close()
+
+
+def _log_start(fabric: Fabric, plan: Plan, max_steps: int, steps_per_epoch: int) -> None:
+    config = plan.config
+    logger.info(
+        "Pretraining %s with %s on %d images for %d epochs (%d steps of %d images%s), "
+        "%s x%d, precision %s, %d data workers, optimizer %s lr %.3g (base %.3g per 256 images), "
+        "memory format %s.",
+        type(plan.wrapper).__name__,
+        plan.method_cls.name,
+        len(plan.files),
+        config.epochs,
+        max_steps,
+        config.batch_size,
+        (
+            f" in {config.gradient_accumulation_steps} accumulated batches"
+            if config.gradient_accumulation_steps > 1
+            else ""
+        ),
+        plan.accelerator,
+        fabric.world_size,
+        plan.precision,
+        plan.num_workers,
+        plan.optimizer,
+        plan.lr,
+        plan.base_lr,
+        str(plan.memory_format).removeprefix("torch."),
+    )
+
+
+def _check_finite(fabric: Fabric, bad_step: torch.Tensor, progress: Progress, run: RunDir) -> None:
+    """Stop if any process saw a non-finite loss (a host sync: called on log steps and
+    before every checkpoint, so a checkpoint never holds weights trained on a NaN)."""
+    first = bad_step.clone()
+    if fabric.world_size > 1:
+        torch.distributed.all_reduce(first, op=torch.distributed.ReduceOp.MIN)
+    if int(first) == _NO_BAD_STEP:
+        return
+    if progress.checkpoint_step is not None:
+        where = (
+            f"The last checkpoint, {run.last_checkpoint} (step {progress.checkpoint_step}), "
+            "holds the last good weights: start a new run from them with "
+            f"checkpoint='{run.last_checkpoint}' and a new out folder."
+        )
+    else:
+        where = "No checkpoint was written before it."
+    raise LossNotFiniteError(
+        f"The loss became NaN or infinite at step {int(first) + 1} of {progress.max_steps}; "
+        f"training stopped. {where} Try a lower learning rate (optim_args.lr), "
+        "precision='32-true' instead of mixed precision, or gradient clipping "
+        "(optim_args.gradient_clip_norm=1.0)."
+    )
+
+
+def _save(
+    fabric: Fabric,
+    plan: Plan,
+    run: RunDir,
+    parts: Components,
+    progress: Progress,
+    filler: BatchFiller,
+    bad_step: torch.Tensor,
+) -> None:
+    """Write a checkpoint (all processes take part; process 0 writes)."""
+    _check_finite(fabric, bad_step, progress, run)
+    progress.skipped_images += gather_skipped(fabric, filler.take_skipped())
+    rng: list[Any] = [get_rng_state()]
+    if fabric.world_size > 1:
+        rng = [None] * fabric.world_size
+        torch.distributed.all_gather_object(rng, get_rng_state())
+    if fabric.is_global_zero:
+        state = {
+            "format": CHECKPOINT_FORMAT,
+            "method": parts.unwrapped.state_dict(),
+            "optimizer": parts.optimizer.state_dict(),
+            "precision": fabric.strategy.precision.state_dict(),
+            "epoch": progress.epoch,
+            "step": progress.step,
+            "step_in_epoch": progress.step_in_epoch,
+            "max_steps": progress.max_steps,
+            "skipped_images": progress.skipped_images,
+            "images": progress.images,
+            "train_time_s": progress.train_time_s,
+            "rng": rng,
+            "run": plan.fingerprint,
+        }
+        save_checkpoint(state, run.checkpoints, plan.config.checkpoint_keep)
+        run.write_state("running", step=progress.step, max_steps=progress.max_steps)
+        if progress.checkpoint_step is None:
+            run.discard_previous()  # the new run has proven itself: drop the old one
+    progress.checkpoint_step = progress.step
+
+
+def _interrupt_message(signum: int, progress: Progress, run: RunDir) -> str:
+    return (
+        f"Stopped by {signal_name(signum)} at step {progress.step} of {progress.max_steps}; "
+        f"checkpoint saved to {run.last_checkpoint}. Resume with the same options and "
+        f"resume_interrupted=True (CLI: resume_interrupted=true)."
+    )
