@@ -108,8 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 file=sys.stderr,
             )
             return 2
-    except TrainingInterrupted as e:
-        print(f"lightly-train: {e}", file=sys.stderr)
+    except TrainingInterrupted as e:  # the run logged how to resume
         return 128 + e.signum
     except LossNotFiniteError as e:
         print(f"lightly-train: error: {e}", file=sys.stderr)
