@@ -14,7 +14,7 @@ from conftest import QUICKSTART_DATA, cli_train_command
 from torch import Tensor, nn
 
 import lightly_train
-from lt_core import LossNotFiniteError
+from lt_core import ConfigError, LossNotFiniteError
 
 FAST = {
     "epochs": 1,
@@ -178,3 +178,26 @@ def test_gradient_accumulation_splits_each_step(tmp_path: Path) -> None:
     records = (tmp_path / "out" / "metrics.jsonl").read_text().splitlines()
     assert len([r for r in records if '"loss"' in r]) == 4
     assert "in 4 accumulated batches" in (tmp_path / "out" / "train.log").read_text()
+
+
+def test_resume_checks_the_run_and_its_options(finished_run: Path) -> None:
+    def resume(**options: object) -> None:
+        lightly_train.train(
+            out=finished_run,
+            data=QUICKSTART_DATA,
+            model=Tiny(),
+            resume_interrupted=True,
+            **{**FAST, **options},  # type: ignore[arg-type]
+        )
+
+    with pytest.raises(ConfigError, match=r"finished .* nothing to resume"):
+        resume()
+    state = json.loads((finished_run / "run.json").read_text())
+    state["status"] = "running"  # as a run killed before it could say otherwise
+    (finished_run / "run.json").write_text(json.dumps(state))
+    with pytest.raises(ConfigError, match="batch_size: 64 -> 32; epochs: 1 -> 2"):
+        resume(epochs=2, batch_size=32)
+    with pytest.raises(ConfigError, match="cannot be combined"):
+        resume(checkpoint=finished_run / "checkpoints" / "last.ckpt")
+    resume(num_workers=1, log_every_n_steps=3)  # options that do not change the run may
+    assert json.loads((finished_run / "run.json").read_text())["status"] == "finished"

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from lightly_train._cli import main, parse_key_values, parse_value
-from lt_core import ConfigError
+from lt_core import ConfigError, LossNotFiniteError, TrainingInterrupted
 
 
 @pytest.mark.parametrize(
@@ -113,3 +113,30 @@ def test_console_script_is_installed() -> None:
     proc = subprocess.run([str(script), "help"], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert "lightly-train train out=OUT data=DATA model=MODEL" in proc.stdout
+
+
+@pytest.mark.parametrize(
+    ("error", "code", "message"),
+    [
+        (OSError(28, "No space left on device"), 1, "error: OSError: [Errno 28] No space left"),
+        (LossNotFiniteError("The loss became NaN at step 3"), 1, "error: The loss became NaN"),
+        (TrainingInterrupted("Stopped by SIGTERM", 15, "out"), 143, ""),
+        (KeyboardInterrupt(), 130, "stopped."),
+    ],
+)
+def test_failures_during_training_are_clean_messages(
+    error: BaseException,
+    code: int,
+    message: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import lightly_train
+
+    def fail(**options: object) -> None:
+        raise error
+
+    monkeypatch.setattr(lightly_train, "train", fail)
+    assert main(["train", "out=o", "data=d", "model=m"]) == code
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err

@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+import torch
+
+from lt_core import ConfigError
+from lt_train._atomic import atomic_torch_save, atomic_write, remove_temp_files
+from lt_train._checkpoint import (
+    changed_options,
+    get_rng_state,
+    load_checkpoint,
+    save_checkpoint,
+    set_rng_state,
+)
+
+
+def test_failed_write_keeps_the_old_file_and_no_temp_file(tmp_path: Path) -> None:
+    path = tmp_path / "file.pt"
+    atomic_torch_save({"a": torch.ones(2)}, path)
+
+    def fail(f: object) -> None:
+        f.write(b"partial")  # type: ignore[attr-defined]
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        atomic_write(path, fail)
+    assert torch.equal(torch.load(path, weights_only=True)["a"], torch.ones(2))
+    assert [p.name for p in tmp_path.iterdir()] == ["file.pt"]
+
+
+def test_remove_temp_files_only_removes_temp_files(tmp_path: Path) -> None:
+    (tmp_path / ".last.ckpt.tmp-1-ab").write_bytes(b"x")
+    (tmp_path / "last.ckpt").write_bytes(b"y")
+    (tmp_path / ".hidden").write_bytes(b"z")
+    assert [p.name for p in remove_temp_files(tmp_path)] == [".last.ckpt.tmp-1-ab"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".hidden", "last.ckpt"]
+
+
+def test_rng_state_round_trips_through_a_weights_only_checkpoint(tmp_path: Path) -> None:
+    torch.manual_seed(3)
+    random.seed(3)
+    atomic_torch_save({"rng": get_rng_state()}, tmp_path / "c.ckpt")
+    expected = (torch.rand(4), random.random())
+    torch.manual_seed(99)
+    random.seed(99)
+    set_rng_state(load_checkpoint(tmp_path / "c.ckpt")["rng"])
+    assert torch.equal(torch.rand(4), expected[0]) and random.random() == expected[1]
+
+
+def test_keep_k_checkpoints_and_last_is_the_newest(tmp_path: Path) -> None:
+    for step in range(1, 6):
+        save_checkpoint({"step": step, "w": torch.full((2,), float(step))}, tmp_path, keep=3)
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == [
+        "last.ckpt",
+        "step=000000003.ckpt",
+        "step=000000004.ckpt",
+        "step=000000005.ckpt",
+    ]
+    assert load_checkpoint(tmp_path / "last.ckpt")["step"] == 5
+
+
+def test_keep_one_writes_last_only(tmp_path: Path) -> None:
+    save_checkpoint({"step": 1}, tmp_path, keep=1)
+    save_checkpoint({"step": 2}, tmp_path, keep=1)
+    assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]
+
+
+def test_truncated_checkpoint_gives_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "last.ckpt"
+    atomic_torch_save({"w": torch.zeros(1000)}, path)
+    path.write_bytes(path.read_bytes()[:500])
+    with pytest.raises(ConfigError, match="may be truncated"):
+        load_checkpoint(path)
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_checkpoint(tmp_path / "missing.ckpt")
+
+
+def test_changed_options_name_old_and_new_values() -> None:
+    saved = {"epochs": 10, "transform_args": {"image_size": (32, 32)}, "lr": 0.1}
+    current = {"epochs": 20, "transform_args": {"image_size": [32, 32]}, "lr": 0.1}
+    assert changed_options(saved, current) == ["epochs: 10 -> 20"]
