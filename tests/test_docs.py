@@ -30,3 +30,15 @@ def test_doc_page_runs(page: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPat
 def test_docs_exist() -> None:
     assert (DOCS / "custom_models.md").exists()
     assert os.path.getsize(DOCS / "custom_models.md") > 1000
+
+
+def test_training_page_lists_every_option_and_optimizer() -> None:
+    import dataclasses
+
+    from lt_train import OPTIMIZERS, TrainConfig
+
+    text = (DOCS / "training.md").read_text()
+    rows = set(re.findall(r"^\| `(\w+)` \|", text, re.MULTILINE))
+    assert rows == {f.name for f in dataclasses.fields(TrainConfig)}
+    for name in OPTIMIZERS:
+        assert f"`{name}`" in text, name
