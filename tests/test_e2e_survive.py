@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from conftest import QUICKSTART_DATA, cli_train_command
 from torch import Tensor, nn
 
 import lightly_train
-from lt_core import ConfigError, LossNotFiniteError
+from lt_core import ConfigError, LossNotFiniteError, TrainingInterrupted
 
 FAST = {
     "epochs": 1,
@@ -201,3 +202,53 @@ def test_resume_checks_the_run_and_its_options(finished_run: Path) -> None:
         resume(checkpoint=finished_run / "checkpoints" / "last.ckpt")
     resume(num_workers=1, log_every_n_steps=3)  # options that do not change the run may
     assert json.loads((finished_run / "run.json").read_text())["status"] == "finished"
+
+
+class CtrlC(Tiny):
+    """Presses Ctrl-C (sends SIGINT to this process) during training forward ``at``."""
+
+    def __init__(self, at: int) -> None:
+        super().__init__()
+        self.at = at
+
+    def forward_features(self, x: Tensor) -> dict[str, Tensor]:
+        out = super().forward_features(x)
+        if self.training and len(self.batch_sizes) == self.at:
+            os.kill(os.getpid(), signal.SIGINT)
+        return out
+
+
+def _step_losses(out: Path) -> dict[int, float]:
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    return {r["step"]: r["loss"] for r in records if "loss" in r}
+
+
+def test_dino_python_api_ctrl_c_then_resume_matches_an_uninterrupted_run(tmp_path: Path) -> None:
+    """DINO adds an EMA teacher, a center and schedules to the resumed state."""
+    options = {
+        **FAST,
+        "method": "dino",
+        "epochs": 2,
+        "batch_size": 32,
+        "log_every_n_steps": 1,
+        "checkpoint_every_n_steps": 100,  # the interrupt writes the only mid-epoch checkpoint
+    }
+    torch.manual_seed(0)
+    reference = lightly_train.train(
+        out=tmp_path / "ref", data=QUICKSTART_DATA, model=Tiny(), **options
+    )  # type: ignore[arg-type]
+    out = tmp_path / "out"
+    torch.manual_seed(0)
+    with pytest.raises(TrainingInterrupted, match="Stopped by SIGINT at step 12 of 18"):
+        # DINO's student sees the 2 global views, then the local views: 2 forwards a step.
+        lightly_train.train(out=out, data=QUICKSTART_DATA, model=CtrlC(at=23), **options)  # type: ignore[arg-type]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+    lightly_train.train(
+        out=out, data=QUICKSTART_DATA, model=CtrlC(at=-1), resume_interrupted=True, **options
+    )  # type: ignore[arg-type]
+    assert _step_losses(out) == _step_losses(reference)
+    assert len(_step_losses(out)) == 18
+    ours = torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)["method"]
+    ref = torch.load(reference / "checkpoints" / "last.ckpt", weights_only=True)["method"]
+    assert "criterion.center" in ref and any(k.startswith("teacher_") for k in ref)
+    assert all(torch.equal(ours[k], ref[k]) for k in ref)
