@@ -63,3 +63,12 @@ def real_jpegs(tmp_path: Path, write_image: Callable[..., Path]) -> list[Path]:
     for i in range(len(files), 6):
         files.append(write_image(out / f"random_{i}.png"))
     return files
+
+
+@pytest.fixture
+def cifar_jpegs() -> list[Path]:
+    """All CIFAR-10 JPEGs of docs/quickstart_data, sorted (skips the test without them)."""
+    files = sorted(CIFAR.glob("*/*.jpg")) if CIFAR.is_dir() else []
+    if len(files) < 50:
+        pytest.skip("docs/quickstart_data is not available")
+    return files

@@ -1,22 +1,34 @@
-"""lt-data: image files, decoding and batched on-device view augmentations.
+"""lt-data: image files and shards, decoding and batched on-device view augmentations.
 
-Workers read and decode images to fixed-size uint8 tensors (:class:`ImageDataset`,
-:func:`collate_images`); the batch then goes to the accelerator, where the module of
+Workers read and decode images to fixed-size uint8 tensors, from files
+(:func:`list_image_files`, :class:`ImageDataset`) or WebDataset tar shards
+(:class:`WebImageDataset`, written by :func:`make_shards`), batched by
+:func:`collate_images`; the batch then goes to the accelerator, where the module of
 :func:`build_view_transform` makes the views of a method's recipe with kornia.
 """
 
 from lt_data._dataset import ImageDataset, collate_images
 from lt_data._decode import decode_image
+from lt_data._filelist import FileList
 from lt_data._files import IMAGE_EXTENSIONS, list_image_files
+from lt_data._shardlist import is_webdataset_source, list_shards
+from lt_data._shards import ShardStats, make_shards
 from lt_data._views import build_view_transform
+from lt_data._webdataset import WebImageDataset
 
 __version__ = "0.1.0"
 
 __all__ = [
     "IMAGE_EXTENSIONS",
+    "FileList",
     "ImageDataset",
+    "ShardStats",
+    "WebImageDataset",
     "build_view_transform",
     "collate_images",
     "decode_image",
+    "is_webdataset_source",
     "list_image_files",
+    "list_shards",
+    "make_shards",
 ]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from array import array
 from collections.abc import Sequence
 from typing import Any
 
@@ -12,6 +11,7 @@ from torch.utils.data import Dataset, default_collate
 
 from lt_core import DataError
 from lt_data._decode import check_image_size, decode_image_unchecked
+from lt_data._filelist import FileList
 
 __all__ = ["ImageDataset", "collate_images"]
 
@@ -33,12 +33,15 @@ class ImageDataset(Dataset[dict[str, Any]]):
     A bad file never raises, so one corrupt image does not stop a long run; use
     :func:`collate_images` to drop and report such items.
 
-    The paths are stored in one bytes buffer with an offset array instead of a list of
-    Python objects, so forked DataLoader workers do not copy the list page by page when
-    they read it (reference counting writes to every object it touches).
+    The paths are kept in a :class:`lt_data.FileList` (one bytes buffer with an offset
+    array) instead of a list of Python objects, so forked DataLoader workers do not copy
+    the list page by page when they read it (reference counting writes to every object it
+    touches). A ``FileList`` (what :func:`lt_data.list_image_files` returns) is used as
+    is, without a copy.
 
     Args:
-        files: The image files, for example from :func:`lt_data.list_image_files`.
+        files: The image files, for example from :func:`lt_data.list_image_files`; any
+            sequence of ``str`` or ``os.PathLike`` works.
         image_size: ``(height, width)`` of the decoded images.
 
     Raises:
@@ -55,21 +58,15 @@ class ImageDataset(Dataset[dict[str, Any]]):
                 "ImageDataset got no files. Fix: pass the image files of the dataset, for "
                 "example lt_data.list_image_files('path/to/images')."
             )
-        encoded = [os.fsencode(f) for f in files]
-        self._paths = b"".join(encoded)
-        self._ends = array("q")
-        end = 0
-        for e in encoded:
-            end += len(e)
-            self._ends.append(end)
+        self.files = FileList(files)
+        """The image files (a :class:`lt_data.FileList`)."""
 
     def __len__(self) -> int:
-        return len(self._ends)
+        return len(self.files)
 
     def path(self, index: int) -> str:
         """The path of item ``index`` as a string."""
-        start = self._ends[index - 1] if index > 0 else 0
-        return os.fsdecode(self._paths[start : self._ends[index]])
+        return self.files[index]
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         if not -len(self) <= index < len(self):

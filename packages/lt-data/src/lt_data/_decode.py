@@ -1,16 +1,18 @@
-"""Decode one image file into a fixed-size RGB uint8 tensor."""
+"""Decode one image (a file, or bytes from a shard) into a fixed-size RGB uint8 tensor."""
 
 from __future__ import annotations
 
+import io
 import math
 import os
+from typing import BinaryIO
 
 import torch
 from PIL import Image, ImageOps
 
 from lt_core import ConfigError, DataError
 
-__all__ = ["check_image_size", "decode_image", "decode_image_unchecked"]
+__all__ = ["NamedBytesIO", "check_image_size", "decode_image", "decode_image_unchecked"]
 
 _EXIF_ORIENTATION = 0x0112
 _RESAMPLE = Image.Resampling.BICUBIC
@@ -72,10 +74,16 @@ def check_image_size(size: tuple[int, int]) -> tuple[int, int]:
     return int(size[0]), int(size[1])
 
 
-def decode_image_unchecked(path: str | os.PathLike[str], size: tuple[int, int]) -> torch.Tensor:
-    """:func:`decode_image` without argument checks; raises PIL's own exceptions."""
+def decode_image_unchecked(
+    source: str | os.PathLike[str] | BinaryIO, size: tuple[int, int]
+) -> torch.Tensor:
+    """:func:`decode_image` without argument checks; raises PIL's own exceptions.
+
+    ``source`` is a file path or a binary file object (``io.BytesIO(data)`` for an image
+    read from a tar shard), so files and shards decode alike.
+    """
     height, width = size
-    with Image.open(path) as file:
+    with Image.open(source) as file:
         _draft(file, width, height)
         img = ImageOps.exif_transpose(file)  # loads the pixels; raises if truncated
         img = _to_rgb(img)
@@ -88,6 +96,19 @@ def decode_image_unchecked(path: str | os.PathLike[str], size: tuple[int, int]) 
         .permute(2, 0, 1)
         .contiguous()
     )
+
+
+class NamedBytesIO(io.BytesIO):
+    """Image bytes that PIL's error messages name by ``label`` instead of the object's
+    repr (``cannot identify image file 'shard-000003.tar/cat/img_001.jpg'``). No ``name``
+    attribute: PIL would take it for a file to reopen."""
+
+    def __init__(self, data: bytes, label: str) -> None:
+        super().__init__(data)
+        self._label = label
+
+    def __repr__(self) -> str:
+        return repr(self._label)
 
 
 def _draft(img: Image.Image, width: int, height: int) -> None:

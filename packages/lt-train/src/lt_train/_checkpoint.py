@@ -10,6 +10,7 @@ A checkpoint is a plain dict of tensors, numbers, strings, lists and dicts, load
   epoch's order from the seed, so the step inside the epoch fixes which images come next),
   ``"max_steps"``, ``"skipped_images"``, ``"train_time_s"``;
 - ``"rng"``: for every process, the torch, CUDA, Python and numpy RNG states;
+- ``"model_prefix"``: the key prefix of ``wrapper.get_model()`` inside ``"method"``;
 - ``"run"``: the options that shape the run (see :func:`run_fingerprint`), compared on
   resume so that a changed option cannot silently alter it.
 """

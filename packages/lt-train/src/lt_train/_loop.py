@@ -259,12 +259,23 @@ def _save(
             "train_time_s": progress.train_time_s,
             "rng": rng,
             "run": plan.fingerprint,
+            "model_prefix": _model_prefix(parts.unwrapped, plan.wrapper),
         }
         save_checkpoint(state, run.checkpoints, plan.config.checkpoint_keep)
         run.write_state("running", step=progress.step, max_steps=progress.max_steps)
         if progress.checkpoint_step is None:
             run.discard_previous()  # the new run has proven itself: drop the old one
     progress.checkpoint_step = progress.step
+
+
+def _model_prefix(method: torch.nn.Module, wrapper: torch.nn.Module) -> str | None:
+    """Where ``wrapper.get_model()`` sits in the method's ``state_dict`` (e.g.
+    ``"model.wrapper._model."``), so an export can be cut from a checkpoint alone."""
+    target = wrapper.get_model()  # type: ignore[operator]
+    for name, module in method.named_modules():
+        if module is target:
+            return f"{name}." if name else ""
+    return None
 
 
 def _interrupt_message(signum: int, progress: Progress, run: RunDir) -> str:

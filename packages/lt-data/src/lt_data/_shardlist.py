@@ -1,0 +1,129 @@
+"""Tell WebDataset shard sources from image folders, and expand and check shard patterns."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Sequence
+from urllib.parse import urlparse
+from urllib.request import url2pathname
+
+from lt_core import DataError
+
+__all__ = ["SHARD_EXTENSIONS", "is_webdataset_source", "list_shards"]
+
+SHARD_EXTENSIONS = (".tar", ".tar.gz", ".tgz")
+"""File extensions of WebDataset shards (matched in any letter case)."""
+
+_STREAMS = ("http://", "https://", "pipe:")
+_BRACED_TAR = re.compile(r"[.{,](tar|tgz)(\.gz)?[,}]")  # "x.{tar,tgz}", "{a.tar,b.tar}"
+
+Shards = str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
+
+
+def _entries(data: object) -> list[str] | None:
+    if isinstance(data, str | os.PathLike):
+        return [os.fspath(data)]
+    if isinstance(data, list | tuple) and all(isinstance(d, str | os.PathLike) for d in data):
+        return [os.fspath(d) for d in data]
+    return None
+
+
+def _is_shard_url(url: str) -> bool:
+    lower = url.lower()
+    if lower.startswith(_STREAMS):
+        return True
+    if "{" in url:
+        return lower.endswith(SHARD_EXTENSIONS) or bool(_BRACED_TAR.search(lower))
+    return lower.endswith(SHARD_EXTENSIONS) and not os.path.isdir(url)
+
+
+def is_webdataset_source(data: object) -> bool:
+    """Whether ``data`` names WebDataset tar shards rather than image files and folders.
+
+    True for a string or path, or a non-empty list of them, whose every entry ends in
+    ``.tar``, ``.tar.gz`` or ``.tgz`` (a local folder with such a name does not count), is a
+    brace pattern over such files (``"shards/train-{000000..000127}.tar"``), or starts with
+    ``http://``, ``https://`` or ``pipe:``. Nothing is opened; local paths need not exist.
+
+    Example:
+        >>> is_webdataset_source("shards/train-{000000..000127}.tar")
+        True
+        >>> is_webdataset_source(["images/", "more_images/"])
+        False
+    """
+    entries = _entries(data)
+    return entries is not None and len(entries) > 0 and all(map(_is_shard_url, entries))
+
+
+def _local_path(url: str) -> str | None:
+    """The local file of ``url`` (a plain path or a ``file:`` URL), or None for streams."""
+    scheme = urlparse(url).scheme
+    if scheme == "":
+        return os.path.expanduser(url)
+    if scheme == "file":
+        return url2pathname(urlparse(url).path)
+    if len(scheme) == 1:  # a Windows drive letter
+        return url
+    return None
+
+
+def list_shards(urls: Shards, *, check: bool = True) -> list[str]:
+    """Expand a shard pattern or list into the list of shard URLs, checking local shards.
+
+    Args:
+        urls: A brace pattern (``"shards/train-{000000..000127}.tar"``; several patterns
+            can be joined with ``::``), a single shard, or a list of shards or patterns.
+            Entries can be local paths, ``file:``, ``http(s)://`` or ``pipe:`` URLs, or
+            anything else that ``webdataset.gopen`` opens.
+        check: Check that every local shard is an existing file. URLs and pipes are not
+            checked (that would mean opening them): an unreachable one is reported as a
+            skipped shard while reading.
+
+    Returns:
+        The shard URLs in order; ``len()`` is the shard count.
+
+    Raises:
+        DataError: No shards, missing local shards, or a local folder instead of shards.
+    """
+    from webdataset.shardlists import expand_urls  # type: ignore[import-untyped]
+
+    entries = _entries(urls)
+    if entries is None:
+        raise DataError(
+            f"Shards must be a pattern, a path or a list of them, got {type(urls).__name__}: "
+            f"{urls!r}. Fix: pass for example 'shards/train-{{000000..000127}}.tar'."
+        )
+    shards = [shard for entry in entries for shard in expand_urls(entry)]
+    if not shards:
+        raise DataError(
+            "No shards given: the list is empty. Fix: pass a shard pattern such as "
+            "'shards/train-{000000..000127}.tar' or a list of .tar files."
+        )
+    if check:
+        _check_local(shards, urls)
+    return shards
+
+
+def _check_local(shards: list[str], urls: Shards) -> None:
+    missing: list[str] = []
+    for shard in shards:
+        path = _local_path(shard)
+        if path is None or os.path.isfile(path):
+            continue
+        if os.path.isdir(path):
+            raise DataError(
+                f"The shard '{shard}' of {urls!r} is a folder. Fix: pass the .tar shards (a "
+                "pattern such as 'shards/train-{000000..000127}.tar' or a list of files); for "
+                "a folder of images use lt_data.list_image_files and lt_data.ImageDataset."
+            )
+        missing.append(shard)
+    if missing:
+        examples = ", ".join(f"'{m}'" for m in missing[:3])
+        raise DataError(
+            f"{len(missing)} of the {len(shards)} shard(s) of {urls!r} do not exist: "
+            f"{examples}{', ...' if len(missing) > 3 else ''}. Fix: check the path and the "
+            "brace range (e.g. 'train-{000000..000127}.tar' for 128 shards numbered from 0); "
+            f"relative paths are relative to the current working directory ({os.getcwd()}). "
+            "Write shards with lt_data.make_shards."
+        )
