@@ -15,6 +15,7 @@ from lt_core import ConfigError, DataError
 from lt_data import (
     WebImageDataset,
     collate_images,
+    count_samples,
     decode_image,
     is_webdataset_source,
     list_image_files,
@@ -54,6 +55,9 @@ def test_round_trip_reads_every_good_image_once(folder: Path, tmp_path: Path) ->
     assert stats.pattern == str(tmp_path / "shards" / "shard-{000000..000003}.tar")
     assert stats.num_bytes == sum(Path(f).stat().st_size for f in good)
     assert is_webdataset_source(stats.pattern)
+
+    assert count_samples(stats.shards) == 14  # from the tar headers alone
+    assert count_samples(["https://example.com/a.tar"]) is None  # remote: unknown
 
     items = list(WebImageDataset(stats.pattern, SIZE, shuffle_buffer=0))
     assert all(i["error"] is None for i in items)

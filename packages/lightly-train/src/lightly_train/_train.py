@@ -44,6 +44,8 @@ def train(
     overwrite: bool = False,
     progress_bar: bool = True,
     gradient_accumulation_steps: int = 1,
+    epoch_size: int | None = None,
+    shuffle_buffer: int = 1000,
     checkpoint_every_n_steps: int | None = 1000,
     checkpoint_keep: int = 1,
     resume_interrupted: bool = False,
@@ -60,7 +62,10 @@ def train(
             ``state_dict`` of ``wrapper.get_model()``), ``checkpoints/last.ckpt``,
             ``metrics.jsonl``, ``train.log``, ``config.json`` and ``tensorboard/``. Must be
             empty or new unless ``overwrite=True``.
-        data: A folder of images (walked recursively), an image file, or a list of both.
+        data: A folder of images (walked recursively), an image file, or a list of both;
+            or WebDataset tar shards: a brace pattern
+            (``"shards/train-{000000..000127}.tar"``), a list of shards, ``http(s)://`` or
+            ``pipe:`` URLs (see docs/data.md).
         model: A model wrapper (see docs/custom_models.md) or a name such as
             ``"torchvision/resnet18"`` (``list_models()`` lists them; random weights).
         method: SSL method name (``list_methods()``); ``None`` takes the default.
@@ -97,6 +102,10 @@ def train(
             forward/backward passes whose gradients add up before one optimizer step, so a
             large batch fits a small GPU. Contrastive methods (SimCLR) then draw their
             negatives from each smaller pass only.
+        epoch_size: Images per epoch of a WebDataset source; ``None`` counts the samples of
+            local shards from their tar headers (remote shards need it).
+        shuffle_buffer: Samples in the shuffle buffer of a WebDataset source (the shard
+            order is shuffled too); 0 reads the shards in order.
         checkpoint_every_n_steps: Write ``checkpoints/last.ckpt`` every this many steps,
             besides each epoch end; ``None`` for epoch ends only.
         checkpoint_keep: How many checkpoints to keep; above 1 they are also kept as

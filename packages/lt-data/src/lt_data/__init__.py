@@ -11,7 +11,7 @@ from lt_data._dataset import ImageDataset, collate_images
 from lt_data._decode import decode_image
 from lt_data._filelist import FileList
 from lt_data._files import IMAGE_EXTENSIONS, list_image_files
-from lt_data._shardlist import is_webdataset_source, list_shards
+from lt_data._shardlist import count_samples, is_webdataset_source, list_shards
 from lt_data._shards import ShardStats, make_shards
 from lt_data._views import build_view_transform
 from lt_data._webdataset import WebImageDataset
@@ -26,6 +26,7 @@ __all__ = [
     "WebImageDataset",
     "build_view_transform",
     "collate_images",
+    "count_samples",
     "decode_image",
     "is_webdataset_source",
     "list_image_files",

@@ -10,7 +10,7 @@ from urllib.request import url2pathname
 
 from lt_core import DataError
 
-__all__ = ["SHARD_EXTENSIONS", "is_webdataset_source", "list_shards"]
+__all__ = ["SHARD_EXTENSIONS", "count_samples", "is_webdataset_source", "list_shards"]
 
 SHARD_EXTENSIONS = (".tar", ".tar.gz", ".tgz")
 """File extensions of WebDataset shards (matched in any letter case)."""
@@ -127,3 +127,31 @@ def _check_local(shards: list[str], urls: Shards) -> None:
             f"relative paths are relative to the current working directory ({os.getcwd()}). "
             "Write shards with lt_data.make_shards."
         )
+
+
+def count_samples(shards: list[str]) -> int | None:
+    """The number of samples in local shards, from their tar headers (the image data is
+    skipped, not read); ``None`` if a shard is remote (pass the count yourself then).
+
+    A sample is a key (the member name up to its first dot) as WebDataset groups them.
+    An unreadable or truncated shard counts the samples before the damage.
+    """
+    import tarfile
+
+    total = 0
+    for shard in shards:
+        path = _local_path(shard)
+        if path is None:
+            return None
+        keys: set[str] = set()
+        try:
+            with tarfile.open(path, "r:*") as tar:  # seeks past the data of each member
+                for member in tar:
+                    if member.isfile():
+                        name = os.path.basename(member.name)
+                        folder = os.path.dirname(member.name)
+                        keys.add(os.path.join(folder, name.split(".", 1)[0]))
+        except (OSError, tarfile.TarError):
+            pass
+        total += len(keys)
+    return total

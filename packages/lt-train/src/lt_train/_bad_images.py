@@ -5,13 +5,14 @@ all-reduce of the others would wait forever)."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from typing import Any
 
 import torch
 from lightning_fabric import Fabric
 
 from lt_core import DataError
-from lt_data import ImageDataset
+from lt_data import ImageDataset, WebImageDataset
 
 logger = logging.getLogger(__name__)
 
@@ -38,12 +39,17 @@ def gather_skipped(fabric: Fabric, skipped: list[tuple[str, str]]) -> int:
     return sum(len(names) for names in gathered)
 
 
-def draw_readable(dataset: ImageDataset, count: int) -> torch.Tensor:
-    """``count`` images decoded from random indices of ``dataset``, for when a process has
-    no good image yet. Fails only if no image of the dataset is readable."""
+def draw_readable(dataset: ImageDataset | WebImageDataset, count: int) -> torch.Tensor:
+    """``count`` images decoded from random indices of ``dataset`` (a stream: from its
+    start), for when a process has no good image yet. Fails only if no image of the
+    dataset is readable."""
     images: list[torch.Tensor] = []
-    for index in torch.randperm(len(dataset)).tolist():
-        sample = dataset[index]
+    samples: Iterable[dict[str, Any]] = (
+        (dataset[i] for i in torch.randperm(len(dataset)).tolist())
+        if isinstance(dataset, ImageDataset)
+        else iter(dataset)
+    )
+    for sample in samples:
         if sample["image"] is not None:
             images.append(sample["image"])
             if len(images) == count:
@@ -72,7 +78,7 @@ class BatchFiller:
     with no good batch yet draws readable images from the dataset.
     """
 
-    def __init__(self, dataset: ImageDataset, batch_size: int, log: bool) -> None:
+    def __init__(self, dataset: ImageDataset | WebImageDataset, batch_size: int, log: bool) -> None:
         self.dataset = dataset
         self.batch_size = batch_size
         self.log = log

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import signal
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,7 +14,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from lt_core import ConfigError, EmbeddingModel
-from lt_data import ImageDataset, build_view_transform, collate_images
+from lt_data import ImageDataset, WebImageDataset, build_view_transform, collate_images
 from lt_methods import Method
 from lt_train._optim import build_optimizer
 from lt_train._sampler import ResumableSampler
@@ -31,15 +32,36 @@ class Components:
     method: Any
     optimizer: Any
     transform: nn.Module
-    dataset: ImageDataset
-    sampler: ResumableSampler
+    dataset: ImageDataset | WebImageDataset
+    sampler: ResumableSampler | None  # None for a WebDataset stream
     loader: DataLoader[Any]
     micro_batch: int  # images per process per forward/backward
+    accumulation: int  # micro-batches per optimizer step
     steps_per_epoch: int  # optimizer steps
 
     @property
     def unwrapped(self) -> Method:
         return self.method.module if hasattr(self.method, "module") else self.method  # type: ignore[no-any-return]
+
+    def epoch_batches(self, epoch: int, start_step: int = 0) -> Iterator[dict[str, Any]]:
+        """The loader's batches of ``epoch`` from optimizer step ``start_step`` on.
+
+        Files: the sampler starts at that step without reading the earlier images. Shards:
+        the stream of the epoch is replayed and its first batches are read and dropped (a
+        stream cannot seek); with the same ``num_workers`` it is the same stream.
+        """
+        if self.sampler is not None:
+            self.sampler.set_position(epoch, start_step)
+            return iter(self.loader)
+        assert isinstance(self.dataset, WebImageDataset)
+        self.dataset.set_epoch(epoch)
+        batches = iter(self.loader)
+        skip = start_step * self.accumulation
+        if skip:
+            logger.info("Skipping %d batches of the stream to the resumed position.", skip)
+        for _ in range(skip):
+            next(batches, None)
+        return batches
 
 
 def _ignore_stop_signals(worker_id: int) -> None:
@@ -70,31 +92,54 @@ def build_components(fabric: Fabric, plan: Plan) -> Components:
         optimizer.load_state_dict(plan.resume["optimizer"])
         fabric.strategy.precision.load_state_dict(plan.resume.get("precision") or {})
     per_process = config.batch_size // fabric.world_size
-    micro_batch = per_process // config.gradient_accumulation_steps
-    dataset = ImageDataset(plan.files, plan.image_size)
-    # The sampler counts in optimizer steps (all micro-batches of a step), so a resumed
-    # run can start at any step of an epoch.
-    sampler = ResumableSampler(
-        len(dataset),
-        batch_size=per_process,
-        num_replicas=fabric.world_size,
-        rank=fabric.global_rank,
-        seed=config.seed,
-    )
-    if sampler.batches_per_epoch == 0:
+    accumulation = config.gradient_accumulation_steps
+    micro_batch = per_process // accumulation
+    dataset: ImageDataset | WebImageDataset
+    sampler: ResumableSampler | None = None
+    if plan.streaming:
+        dataset = WebImageDataset(
+            plan.files,
+            plan.image_size,
+            shuffle_buffer=config.shuffle_buffer,
+            # Counted shards: one pass an epoch, every sample once (readers end unevenly, and
+            # the epoch ends with the first). A given epoch_size: a quota, shards reread.
+            epoch_size=config.epoch_size,
+            seed=config.seed,
+            rank=fabric.global_rank,
+            world_size=fabric.world_size,
+        )
+        per_rank = plan.num_images // fabric.world_size
+        steps_per_epoch = _stream_steps(per_rank, max(1, plan.num_workers), micro_batch)
+        steps_per_epoch //= accumulation
+    else:
+        dataset = ImageDataset(plan.files, plan.image_size)
+        # The sampler counts in optimizer steps (all micro-batches of a step), so a resumed
+        # run can start at any step of an epoch.
+        sampler = ResumableSampler(
+            len(dataset),
+            batch_size=per_process,
+            num_replicas=fabric.world_size,
+            rank=fabric.global_rank,
+            seed=config.seed,
+        )
+        steps_per_epoch = sampler.batches_per_epoch
+    if steps_per_epoch == 0:
         raise ConfigError(
-            f"Each of the {fabric.world_size} processes gets {len(dataset) // fabric.world_size} "
-            f"images, fewer than its share of a batch ({per_process}). Lower batch_size or "
-            "add images."
+            f"Each of the {fabric.world_size} processes gets {plan.num_images // fabric.world_size} "
+            f"images an epoch, fewer than its share of a step ({per_process}, read in batches "
+            f"of {micro_batch} by each of {max(1, plan.num_workers)} workers). Lower "
+            "batch_size or num_workers, or add images."
         )
     loader = DataLoader(
         dataset,
         batch_size=micro_batch,
         sampler=sampler,
+        drop_last=plan.streaming,  # (files: the sampler already yields whole steps)
         num_workers=plan.num_workers,
         collate_fn=collate_images,
         pin_memory=plan.accelerator == "cuda",
-        persistent_workers=plan.num_workers > 0,
+        # A stream's workers must restart each epoch to see its new shard order.
+        persistent_workers=plan.num_workers > 0 and not plan.streaming,
         worker_init_fn=_ignore_stop_signals if plan.num_workers > 0 else None,
         # Worker seeds come from this generator, not the global RNG, whose stream the
         # augmentations use: a resumed run must draw the same augmentations.
@@ -111,8 +156,16 @@ def build_components(fabric: Fabric, plan: Plan) -> Components:
         sampler=sampler,
         loader=loader,
         micro_batch=micro_batch,
-        steps_per_epoch=sampler.batches_per_epoch,
+        accumulation=accumulation,
+        steps_per_epoch=steps_per_epoch,
     )
+
+
+def _stream_steps(per_rank: int, workers: int, batch: int) -> int:
+    """Full batches a rank's DataLoader yields from a stream of ``per_rank`` samples: each
+    worker reads its share and drops its last partial batch."""
+    shares = [per_rank // workers + (w < per_rank % workers) for w in range(workers)]
+    return sum(share // batch for share in shares)
 
 
 def _load_init_weights(method: Method, init: dict[str, Any], path: str | None) -> None:

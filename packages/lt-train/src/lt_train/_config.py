@@ -93,6 +93,8 @@ class TrainConfig:
     overwrite: bool = False
     progress_bar: bool = True
     gradient_accumulation_steps: int = 1
+    epoch_size: int | None = None
+    shuffle_buffer: int = 1000
     checkpoint_every_n_steps: int | None = 1000
     checkpoint_keep: int = 1
     resume_interrupted: bool = False
@@ -120,6 +122,12 @@ class TrainConfig:
             raise ConfigError(f"devices must be >= 1 or 'auto', got {self.devices}.")
         if self.embed_dim is not None and self.embed_dim < 1:
             raise ConfigError(f"embed_dim must be None or >= 1, got {self.embed_dim}.")
+        if self.epoch_size is not None and self.epoch_size < 1:
+            raise ConfigError(f"epoch_size must be >= 1 or None, got {self.epoch_size}.")
+        if self.shuffle_buffer < 0:
+            raise ConfigError(
+                f"shuffle_buffer must be >= 0 (0 keeps the shard order), got {self.shuffle_buffer}."
+            )
         if self.checkpoint_every_n_steps is not None and self.checkpoint_every_n_steps < 1:
             raise ConfigError(
                 "checkpoint_every_n_steps must be >= 1, or None to checkpoint at epoch ends "

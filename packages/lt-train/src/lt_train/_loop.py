@@ -93,10 +93,16 @@ def fit(
         started = time.perf_counter() - progress.train_time_s
         for epoch in range(progress.epoch, config.epochs):
             if batches is None:
-                parts.sampler.set_position(epoch)
-                batches = (filler(b) for b in parts.loader)
+                batches = (filler(b) for b in parts.epoch_batches(epoch))
             method.train()
             for _ in range(progress.step_in_epoch, steps_per_epoch):
+                step_images = [next(batches, None) for _ in range(accum)]
+                if _stream_ended(step_images, parts, group):
+                    logger.info(
+                        "The stream ended early at step %d of the epoch.", progress.step_in_epoch
+                    )
+                    break
+                timer.data_ready()
                 step = progress.step
                 lr_now = set_lr(
                     optimizer,
@@ -108,9 +114,7 @@ def fit(
                     ),
                 )
                 loss_sum = torch.zeros((), device=fabric.device)
-                for micro in range(accum):
-                    images = next(batches)
-                    timer.data_ready()
+                for micro, images in enumerate(step_images):
                     images = images.to(fabric.device, non_blocking=True)
                     with torch.no_grad():
                         views = [
@@ -176,6 +180,21 @@ def fit(
             jsonl.close()
 
 
+def _stream_ended(step_images: list[Any], parts: Components, group: Any) -> bool:
+    """Whether a batch of this step is missing. Only a stream can end early (a reader
+    without shards); with several processes, all stop the epoch if any one ran out."""
+    if parts.sampler is not None:
+        if any(images is None for images in step_images):
+            raise RuntimeError("The data loader yielded fewer batches than its sampler.")
+        return False
+    ended = any(images is None for images in step_images)
+    if group is not None:
+        flag = torch.tensor([int(ended)])
+        torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX, group=group)
+        ended = bool(flag.item())
+    return ended
+
+
 def _log_start(fabric: Fabric, plan: Plan, max_steps: int, steps_per_epoch: int) -> None:
     config = plan.config
     logger.info(
@@ -184,7 +203,7 @@ def _log_start(fabric: Fabric, plan: Plan, max_steps: int, steps_per_epoch: int)
         "memory format %s.",
         type(plan.wrapper).__name__,
         plan.method_cls.name,
-        len(plan.files),
+        plan.num_images,
         config.epochs,
         max_steps,
         config.batch_size,

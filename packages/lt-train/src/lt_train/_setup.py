@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from lt_core import ConfigError, DataError, ViewConfig, from_dict, to_dict
-from lt_data import list_image_files
+from lt_data import count_samples, is_webdataset_source, list_image_files, list_shards
 from lt_methods import DEFAULT_METHOD, Method, get_method
 from lt_train._checkpoint import (
     CHECKPOINT_FORMAT,
@@ -44,7 +44,9 @@ class Plan:
     method_cls: type[Method]
     method_args: Any
     transform_args: Any
-    files: Any  # a sequence of image paths
+    files: Any  # the image paths (a FileList), or the shard URLs of a WebDataset source
+    num_images: int
+    streaming: bool  # files are WebDataset shards
     wrapper: nn.Module
     recipe: list[ViewConfig]
     image_size: tuple[int, int]
@@ -68,7 +70,8 @@ class Plan:
             "accelerator": self.accelerator,
             "precision": self.precision,
             "num_workers": self.num_workers,
-            "num_images": len(self.files),
+            "num_images": self.num_images,
+            "source": f"{len(self.files)} WebDataset shards" if self.streaming else "files",
             "memory_format": str(self.memory_format).removeprefix("torch."),
         }
 
@@ -144,17 +147,19 @@ def plan_run(config: TrainConfig) -> Plan:
             f"{config.gradient_accumulation_steps} batches of batch_size / "
             "gradient_accumulation_steps images."
         )
-    files = list_image_files(config.data)
-    if len(files) < config.batch_size:
+    streaming = is_webdataset_source(config.data)
+    files, num_images = _list_data(config) if streaming else (list_image_files(config.data), 0)
+    num_images = num_images or len(files)
+    if num_images < config.batch_size:
         raise DataError(
-            f"batch_size={config.batch_size} is larger than the dataset ({len(files)} images in "
-            f"{config.data}). Lower batch_size to at most {len(files)} or add images."
+            f"batch_size={config.batch_size} is larger than the dataset ({num_images} images in "
+            f"{config.data}). Lower batch_size to at most {num_images} or add images."
         )
     # Automatic method options (e.g. DINO's head size) follow the dataset and run length.
     method_args = method_cls.resolve_args(
         method_args,
-        num_images=len(files),
-        total_steps=config.epochs * (len(files) // config.batch_size),
+        num_images=num_images,
+        total_steps=config.epochs * (num_images // config.batch_size),
     )
     accelerator = _accelerator(config.accelerator)
     precision = _precision(config.precision, accelerator)
@@ -176,7 +181,7 @@ def plan_run(config: TrainConfig) -> Plan:
             "weight_decay": weight_decay,
             "accelerator": accelerator,
             "precision": precision,
-            "num_images": len(files),
+            "num_images": num_images,
             "images_digest": files_digest(files),
         },
     )
@@ -195,6 +200,8 @@ def plan_run(config: TrainConfig) -> Plan:
         method_args=method_args,
         transform_args=transform_args,
         files=files,
+        num_images=num_images,
+        streaming=streaming,
         wrapper=wrapper,
         recipe=recipe,
         image_size=(int(image_size[0]), int(image_size[1])),
@@ -210,6 +217,27 @@ def plan_run(config: TrainConfig) -> Plan:
         resume=resume,
         init_weights=init_weights,
     )
+
+
+def _list_data(config: TrainConfig) -> tuple[list[str], int]:
+    """The shards of a WebDataset source and the images per epoch (``epoch_size``, or
+    the samples counted in the local shards' tar headers)."""
+    shards = list_shards(config.data)  # type: ignore[arg-type]
+    if config.epoch_size is not None:
+        return shards, config.epoch_size
+    logger.info("Counting the samples of %d shard(s)...", len(shards))
+    count = count_samples(shards)
+    if count is None:
+        raise ConfigError(
+            f"The WebDataset source {config.data!r} has remote shards, whose samples cannot "
+            "be counted before training. Fix: pass epoch_size=<images per epoch>."
+        )
+    if count == 0:
+        raise DataError(
+            f"The shards of {config.data!r} hold no samples. Fix: check them (tar tf "
+            "<shard>) or write them with lightly_train.make_shards."
+        )
+    return shards, count
 
 
 def _load_resume(config: TrainConfig, fingerprint: dict[str, Any]) -> dict[str, Any]:

@@ -136,8 +136,7 @@ def _first_batches(
 ) -> Any:
     """The image batches of the first epoch to train, with the first one already read:
     a dataset without any readable image fails here, before the out folder is touched."""
-    parts.sampler.set_position(progress.epoch, progress.step_in_epoch)
-    batches = iter(parts.loader)
+    batches = parts.epoch_batches(progress.epoch, progress.step_in_epoch)
     error: BaseException | None = None
     images: torch.Tensor | None = None
     try:
