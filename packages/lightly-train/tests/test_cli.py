@@ -140,3 +140,21 @@ def test_failures_during_training_are_clean_messages(
     assert main(["train", "out=o", "data=d", "model=m"]) == code
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+def test_make_shards_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from PIL import Image
+
+    data = tmp_path / "images"
+    data.mkdir()
+    for i in range(5):
+        Image.new("RGB", (8, 8), (i, 0, 0)).save(data / f"{i}.png")
+    (data / "broken.jpg").write_bytes(b"no")
+    out = tmp_path / "shards"
+    assert main(["make-shards", f"data={data}", f"out={out}", "max_count=2", "progress=false"]) == 0
+    assert "Wrote 5 images into 3 shards" in capsys.readouterr().out
+    assert sorted(p.name for p in out.iterdir()) == [f"shard-00000{i}.tar" for i in range(3)]
+    assert main(["make-shards", f"data={data}"]) == 2
+    assert "make-shards needs out=..." in capsys.readouterr().err
+    assert main(["make-shards", f"data={data}", f"out={out}2", "max_cout=2"]) == 2
+    assert "max_cout" in capsys.readouterr().err

@@ -4,6 +4,7 @@
 ``method=`` accept. The command line is ``lightly-train`` (``lightly-train help``).
 """
 
+from lightly_train._make_shards import make_shards
 from lightly_train._train import train
 from lt_core import LossNotFiniteError, ModelWrapper, TrainingInterrupted, validate_wrapper
 from lt_methods import list_methods
@@ -17,6 +18,7 @@ __all__ = [
     "TrainingInterrupted",
     "list_methods",
     "list_models",
+    "make_shards",
     "train",
     "validate_wrapper",
 ]

@@ -19,11 +19,13 @@ from lt_core import (
 
 __all__ = ["main", "parse_key_values"]
 
-COMMANDS = ("train", "help", "list_models", "list_methods")
+COMMANDS = ("train", "make-shards", "help", "list_models", "list_methods")
 
 USAGE = """\
 Usage:
   lightly-train train out=OUT data=DATA model=MODEL [key=value ...]
+  lightly-train make-shards data=DATA out=OUT [max_count=10000 max_size=3e9]
+                                pack an image folder into WebDataset tar shards
   lightly-train help            show this help and every train option
   lightly-train list_models     model names accepted by model=
   lightly-train list_methods    method names accepted by method=
@@ -94,6 +96,26 @@ def main(argv: Sequence[str] | None = None) -> int:
             from lightly_train import train
 
             train(**parse_key_values(rest))  # process 0 logs where the model was exported
+        elif command in ("make-shards", "make_shards"):
+            from lightly_train import make_shards
+
+            options = parse_key_values(rest)
+            unknown = set(options) - {"data", "out", "max_count", "max_size", "pattern", "progress"}
+            if unknown:
+                raise ConfigError(
+                    f"Unknown option(s) of make-shards: {', '.join(sorted(unknown))}. Valid: "
+                    "data, out, max_count, max_size, pattern, progress."
+                )
+            missing = [key for key in ("data", "out") if key not in options]
+            if missing:
+                raise ConfigError(
+                    f"make-shards needs {' and '.join(k + '=...' for k in missing)}, e.g. "
+                    "lightly-train make-shards data=my_images out=my_shards."
+                )
+            stats = make_shards(**options)
+            print(
+                f"Wrote {stats.num_images} images into {len(stats.shards)} shards: {stats.pattern}"
+            )
         elif command == "list_models":
             from lightly_train import list_models
 

@@ -75,7 +75,8 @@ def train(
         epochs: Passes over the data.
         batch_size: Global batch size over all devices and nodes.
         num_workers: Data-loading processes per device; ``"auto"`` uses the CPU cores
-            (one fewer than the cores per device, at most 8).
+            (the cores this process may use divided by the
+            processes on this machine, minus one).
         accelerator: ``"auto"`` (CUDA if available, else CPU), ``"cpu"``, ``"cuda"``/``"gpu"``
             or ``"mps"``.
         devices: Devices per node; ``"auto"`` takes all GPUs, or one CPU process.

@@ -141,6 +141,8 @@ def build_components(fabric: Fabric, plan: Plan) -> Components:
         # A stream's workers must restart each epoch to see its new shard order.
         persistent_workers=plan.num_workers > 0 and not plan.streaming,
         worker_init_fn=_ignore_stop_signals if plan.num_workers > 0 else None,
+        # At least 8 batches in flight, so a slow image does not stall the step.
+        prefetch_factor=max(2, -(-8 // plan.num_workers)) if plan.num_workers > 0 else None,
         # Worker seeds come from this generator, not the global RNG, whose stream the
         # augmentations use: a resumed run must draw the same augmentations.
         generator=torch.Generator().manual_seed(config.seed),

@@ -123,11 +123,21 @@ def _precision(name: str, accelerator: str) -> str:
     return name
 
 
-def _num_workers(value: int | str, devices: int | str) -> int:
+def _num_workers(value: int | str, devices: int | str, accelerator: str) -> int:
+    """``"auto"``: the cores this process may use, shared by the processes of this machine,
+    minus one for each training process itself (no fixed cap: decoding is what limits a
+    fast GPU)."""
     if isinstance(value, int):
         return value
-    per_device = (os.cpu_count() or 1) // (devices if isinstance(devices, int) else 1)
-    return max(1, min(8, per_device - 1))
+    try:
+        cores = len(os.sched_getaffinity(0))  # respects taskset, cgroups and SLURM bindings
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    if isinstance(devices, int):
+        processes = devices
+    else:
+        processes = torch.cuda.device_count() if accelerator == "cuda" else 1
+    return max(1, cores // max(1, processes) - 1)
 
 
 def plan_run(config: TrainConfig) -> Plan:
@@ -207,7 +217,7 @@ def plan_run(config: TrainConfig) -> Plan:
         image_size=(int(image_size[0]), int(image_size[1])),
         accelerator=accelerator,
         precision=precision,
-        num_workers=_num_workers(config.num_workers, config.devices),
+        num_workers=_num_workers(config.num_workers, config.devices, accelerator),
         optimizer=optimizer,
         base_lr=base_lr,
         lr=lr,
