@@ -144,13 +144,16 @@ def test_gradient_accumulation_splits_each_step(tmp_path: Path) -> None:
         model=wrapper,
         gradient_accumulation_steps=4,
         log_every_n_steps=1,
-        **FAST,  # type: ignore[arg-type]
+        **{**FAST, "batch_size": 16},  # type: ignore[arg-type]
     )
     # 4 steps of 64 images, each as 4 passes of 16 images (SimCLR's 2 views in one batch).
     assert wrapper.batch_sizes == [32] * 16
     records = (tmp_path / "out" / "metrics.jsonl").read_text().splitlines()
     assert len([r for r in records if '"loss"' in r]) == 4
-    assert "in 4 accumulated batches" in (tmp_path / "out" / "train.log").read_text()
+    log = (tmp_path / "out" / "train.log").read_text()
+    assert "4 steps of 64 images in 4 accumulated batches of 16" in log
+    config = json.loads((tmp_path / "out" / "config.json").read_text())
+    assert config["resolved"]["lr"] == pytest.approx(0.12 * 64 / 256)  # the effective batch
 
 
 def test_resume_checks_the_run_and_its_options(finished_run: Path) -> None:

@@ -99,10 +99,11 @@ def train(
             They are moved aside and deleted only once the new run has written its first
             checkpoint.
         progress_bar: Show a progress bar with loss, throughput and data-wait share.
-        gradient_accumulation_steps: Split each step's ``batch_size`` images into this many
-            forward/backward passes whose gradients add up before one optimizer step, so a
-            large batch fits a small GPU. Contrastive methods (SimCLR) then draw their
-            negatives from each smaller pass only.
+        gradient_accumulation_steps: Add up the gradients of this many batches of
+            ``batch_size`` images before each optimizer step, so a large effective batch
+            (``batch_size * gradient_accumulation_steps``, which also scales the learning
+            rate) fits a small GPU. Contrastive methods (SimCLR) draw their negatives from
+            each batch only.
         epoch_size: Images per epoch of a WebDataset source; ``None`` counts the samples of
             local shards from their tar headers (remote shards need it).
         shuffle_buffer: Samples in the shuffle buffer of a WebDataset source (the shard

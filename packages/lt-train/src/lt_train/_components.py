@@ -91,9 +91,9 @@ def build_components(fabric: Fabric, plan: Plan) -> Components:
     if plan.resume is not None:
         optimizer.load_state_dict(plan.resume["optimizer"])
         fabric.strategy.precision.load_state_dict(plan.resume.get("precision") or {})
-    per_process = config.batch_size // fabric.world_size
     accumulation = config.gradient_accumulation_steps
-    micro_batch = per_process // accumulation
+    micro_batch = config.batch_size // fabric.world_size
+    per_process = micro_batch * accumulation  # images of one optimizer step
     dataset: ImageDataset | WebImageDataset
     sampler: ResumableSampler | None = None
     if plan.streaming:

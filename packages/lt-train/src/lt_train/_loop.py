@@ -206,9 +206,9 @@ def _log_start(fabric: Fabric, plan: Plan, max_steps: int, steps_per_epoch: int)
         plan.num_images,
         config.epochs,
         max_steps,
-        config.batch_size,
+        config.batch_size * config.gradient_accumulation_steps,
         (
-            f" in {config.gradient_accumulation_steps} accumulated batches"
+            f" in {config.gradient_accumulation_steps} accumulated batches of {config.batch_size}"
             if config.gradient_accumulation_steps > 1
             else ""
         ),

@@ -150,26 +150,21 @@ def plan_run(config: TrainConfig) -> Plan:
     method_args = from_dict(method_cls.Args, config.method_args, "method_args")
     transform_args = from_dict(method_cls.TransformArgs, config.transform_args, "transform_args")
     check_out_dir(config.out, config.overwrite, resume=config.resume_interrupted)
-    if config.batch_size % config.gradient_accumulation_steps:
-        raise ConfigError(
-            f"batch_size={config.batch_size} must be divisible by gradient_accumulation_steps="
-            f"{config.gradient_accumulation_steps}: each optimizer step accumulates "
-            f"{config.gradient_accumulation_steps} batches of batch_size / "
-            "gradient_accumulation_steps images."
-        )
     streaming = is_webdataset_source(config.data)
     files, num_images = _list_data(config) if streaming else (list_image_files(config.data), 0)
     num_images = num_images or len(files)
-    if num_images < config.batch_size:
+    step_images = config.batch_size * config.gradient_accumulation_steps
+    if num_images < step_images:
         raise DataError(
-            f"batch_size={config.batch_size} is larger than the dataset ({num_images} images in "
-            f"{config.data}). Lower batch_size to at most {num_images} or add images."
+            f"One optimizer step takes batch_size x gradient_accumulation_steps = {step_images} "
+            f"images, more than the dataset has ({num_images} images in {config.data}). Lower "
+            "batch_size or gradient_accumulation_steps, or add images."
         )
     # Automatic method options (e.g. DINO's head size) follow the dataset and run length.
     method_args = method_cls.resolve_args(
         method_args,
         num_images=num_images,
-        total_steps=config.epochs * (num_images // config.batch_size),
+        total_steps=config.epochs * (num_images // step_images),
     )
     accelerator = _accelerator(config.accelerator)
     precision = _precision(config.precision, accelerator)
@@ -179,7 +174,7 @@ def plan_run(config: TrainConfig) -> Plan:
     o = config.optim_args
     base_lr = o.lr if o.lr is not None else method_cls.default_lr
     weight_decay = o.weight_decay if o.weight_decay is not None else method_cls.default_weight_decay
-    lr = scaled_lr(base_lr, config.batch_size)
+    lr = scaled_lr(base_lr, step_images)  # the effective batch of an optimizer step
     fingerprint = run_fingerprint(
         config,
         {

@@ -55,12 +55,10 @@ def train(config: TrainConfig) -> Path:
     with run_log(console=_first_process()) as log:
         plan = plan_run(config)
         fabric = _make_fabric(plan)
-        divisor = fabric.world_size * config.gradient_accumulation_steps
-        if config.batch_size % divisor:
+        if config.batch_size % fabric.world_size:
             raise ConfigError(
                 f"batch_size={config.batch_size} is the global batch size and must be divisible "
-                f"by the number of processes ({fabric.world_size}) times "
-                f"gradient_accumulation_steps ({config.gradient_accumulation_steps})."
+                f"by the number of processes ({fabric.world_size})."
             )
         fabric.launch()
         run = RunDir(config.out)
