@@ -62,8 +62,8 @@ def _pytest(session: nox.Session, *paths: str) -> None:
 def tests(session: nox.Session, member: str) -> None:
     """Unit tests of one member, in an env holding only it and its declared dependencies."""
     groups = ["--group", "test"]
-    if member == "lt_train":  # optional timm model wrappers are tested here
-        groups += ["--group", "timm"]
+    if member == "lt_train":  # optional timm wrappers and MLflow/W&B loggers are tested here
+        groups += ["--group", "timm", "--extra", "mlflow", "--extra", "wandb"]
     _sync(session, "--package", MEMBERS[member], *groups)
     _pytest(session, f"packages/{MEMBERS[member]}/tests")
 

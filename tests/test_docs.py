@@ -38,7 +38,8 @@ def test_training_page_lists_every_option_and_optimizer() -> None:
     from lt_train import OPTIMIZERS, TrainConfig
 
     text = (DOCS / "training.md").read_text()
-    rows = set(re.findall(r"^\| `(\w+)` \|", text, re.MULTILINE))
+    options = text.split("\n## Options\n")[1].split("\n## ")[0]
+    rows = set(re.findall(r"^\| `(\w+)` \|", options, re.MULTILINE))
     assert rows == {f.name for f in dataclasses.fields(TrainConfig)}
     for name in OPTIMIZERS:
         assert f"`{name}`" in text, name

@@ -85,7 +85,7 @@ def test_unknown_command(capsys: pytest.CaptureFixture[str]) -> None:
     ("option", "message"),
     [
         ("epoch=1", "Unknown option 'epoch'. Did you mean 'epochs'?"),
-        ("epochs=ten", "epochs must be of type int, got str: 'ten'"),
+        ("epochs=ten", "epochs must be of type int or 'auto', got str: 'ten'"),
         ("optim_args.lrr=0.1", "Unknown key 'optim_args.lrr'. Did you mean 'lr'?"),
     ],
     ids=["misspelled-key", "wrong-type", "nested-misspelled-key"],

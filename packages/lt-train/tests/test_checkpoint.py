@@ -52,15 +52,22 @@ def test_rng_state_round_trips_through_a_weights_only_checkpoint(tmp_path: Path)
 
 def test_keep_k_checkpoints_and_last_is_the_newest(tmp_path: Path) -> None:
     for step in range(1, 6):
-        save_checkpoint({"step": step, "w": torch.full((2,), float(step))}, tmp_path, keep=3)
+        state = {"epoch": step // 3, "step": step, "w": torch.full((2,), float(step))}
+        save_checkpoint(state, tmp_path, keep=3)
     names = sorted(p.name for p in tmp_path.iterdir())
     assert names == [
+        "epoch=1-step=3.ckpt",
+        "epoch=1-step=4.ckpt",
+        "epoch=1-step=5.ckpt",
         "last.ckpt",
-        "step=000000003.ckpt",
-        "step=000000004.ckpt",
-        "step=000000005.ckpt",
     ]
     assert load_checkpoint(tmp_path / "last.ckpt")["step"] == 5
+
+
+def test_custom_filename_and_keep_all(tmp_path: Path) -> None:
+    for step in (10, 20):
+        save_checkpoint({"epoch": 0, "step": step}, tmp_path, keep=-1, filename="e{epoch}-s{step}")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["e0-s10.ckpt", "e0-s20.ckpt", "last.ckpt"]
 
 
 def test_keep_one_writes_last_only(tmp_path: Path) -> None:

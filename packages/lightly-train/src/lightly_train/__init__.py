@@ -5,7 +5,7 @@
 """
 
 from lightly_train._make_shards import make_shards
-from lightly_train._train import train
+from lightly_train._train import pretrain, train
 from lt_core import LossNotFiniteError, ModelWrapper, TrainingInterrupted, validate_wrapper
 from lt_methods import list_methods
 from lt_train import list_models
@@ -19,6 +19,7 @@ __all__ = [
     "list_methods",
     "list_models",
     "make_shards",
+    "pretrain",
     "train",
     "validate_wrapper",
 ]

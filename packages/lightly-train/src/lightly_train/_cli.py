@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import inspect
 import json
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -19,14 +20,33 @@ from lt_core import (
 
 __all__ = ["main", "parse_key_values"]
 
-COMMANDS = ("train", "make-shards", "help", "list_models", "list_methods")
+COMMANDS = (
+    "train",
+    "pretrain",
+    "export",
+    "embed",
+    "make-shards",
+    "make_shards",
+    "help",
+    "list_models",
+    "list_methods",
+)
+_NEED_OPTIONS = ("train", "pretrain", "export", "embed", "make-shards", "make_shards")
+
+
+def _asks_help(rest: list[str]) -> bool:
+    return any(a in ("help", "-h", "--help") for a in rest)
+
 
 USAGE = """\
 Usage:
-  lightly-train train out=OUT data=DATA model=MODEL [key=value ...]
+  lightly-train train out=OUT data=DATA model=MODEL [key=value ...]   (or: pretrain)
+  lightly-train export out=FILE checkpoint=CKPT [part=model format=torch_state_dict]
+  lightly-train embed out=FILE data=DATA checkpoint=CKPT [format=torch|csv|lightly_csv]
   lightly-train make-shards data=DATA out=OUT [max_count=10000 max_size=3e9]
                                 pack an image folder into WebDataset tar shards
   lightly-train help            show this help and every train option
+  lightly-train COMMAND help    the options of one command; -v for debug output
   lightly-train list_models     model names accepted by model=
   lightly-train list_methods    method names accepted by method=
 
@@ -71,7 +91,7 @@ def parse_key_values(args: Sequence[str]) -> dict[str, Any]:
     return result
 
 
-def _help() -> str:
+def _help(command: str = "train") -> str:
     from lightly_train import _train
 
     doc = inspect.getdoc(_train.train) or ""
@@ -81,41 +101,74 @@ def _help() -> str:
         for name, p in signature.parameters.items()
         if p.kind is inspect.Parameter.KEYWORD_ONLY
     )
-    return f"{USAGE}\nOptions of train (defaults):\n{defaults}\n\n{doc}\n"
+    return f"{USAGE}\nOptions of {command} (defaults):\n{defaults}\n\n{doc}\n"
+
+
+def _command_help(command: str) -> str:
+    if command in ("train", "pretrain"):
+        return _help(command)
+    import lightly_train
+
+    function = getattr(lightly_train, command.replace("-", "_"), None)
+    doc = inspect.getdoc(function) if function is not None else None
+    return f"{USAGE}\n{doc or ''}\n"
+
+
+def _train_command(command: str, options: dict[str, Any]) -> None:
+    from lightly_train import train
+
+    missing = [key for key in ("out", "data", "model") if key not in options]
+    if missing:
+        raise ConfigError(
+            f"{command} needs {', '.join(k + '=...' for k in missing)}, e.g. lightly-train "
+            f"{command} out=out/my_experiment data=my_data_dir model=torchvision/resnet18. "
+            f"'lightly-train {command} help' lists every option."
+        )
+    train(**options)  # process 0 logs where the model was exported
+
+
+def _make_shards_command(options: dict[str, Any]) -> None:
+    from lightly_train import make_shards
+
+    unknown = set(options) - {"data", "out", "max_count", "max_size", "pattern", "progress"}
+    if unknown:
+        raise ConfigError(
+            f"Unknown option(s) of make-shards: {', '.join(sorted(unknown))}. Valid: "
+            "data, out, max_count, max_size, pattern, progress."
+        )
+    missing = [key for key in ("data", "out") if key not in options]
+    if missing:
+        raise ConfigError(
+            f"make-shards needs {' and '.join(k + '=...' for k in missing)}, e.g. "
+            "lightly-train make-shards data=my_images out=my_shards."
+        )
+    stats = make_shards(**options)
+    print(f"Wrote {stats.num_images} images into {len(stats.shards)} shards: {stats.pattern}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; return the exit code (2 for usage and configuration errors)."""
     args = list(sys.argv[1:] if argv is None else argv)
+    if any(a in ("-v", "--verbose") for a in args):
+        args = [a for a in args if a not in ("-v", "--verbose")]
+        os.environ["LIGHTLY_TRAIN_LOG_LEVEL"] = "DEBUG"
     if not args or args[0] in ("help", "-h", "--help"):
         print(_help())
         return 0
     command, rest = args[0], args[1:]
+    if command in COMMANDS and ((not rest and command in _NEED_OPTIONS) or _asks_help(rest)):
+        print(_command_help(command))
+        return 0
     try:
-        if command == "train":
-            from lightly_train import train
+        if command in ("train", "pretrain"):
+            _train_command(command, parse_key_values(rest))
+        elif command in ("export", "embed"):
+            from lightly_train import _cli_commands
 
-            train(**parse_key_values(rest))  # process 0 logs where the model was exported
+            run = getattr(_cli_commands, f"{command}_command")
+            return int(run(parse_key_values(rest)))
         elif command in ("make-shards", "make_shards"):
-            from lightly_train import make_shards
-
-            options = parse_key_values(rest)
-            unknown = set(options) - {"data", "out", "max_count", "max_size", "pattern", "progress"}
-            if unknown:
-                raise ConfigError(
-                    f"Unknown option(s) of make-shards: {', '.join(sorted(unknown))}. Valid: "
-                    "data, out, max_count, max_size, pattern, progress."
-                )
-            missing = [key for key in ("data", "out") if key not in options]
-            if missing:
-                raise ConfigError(
-                    f"make-shards needs {' and '.join(k + '=...' for k in missing)}, e.g. "
-                    "lightly-train make-shards data=my_images out=my_shards."
-                )
-            stats = make_shards(**options)
-            print(
-                f"Wrote {stats.num_images} images into {len(stats.shards)} shards: {stats.pattern}"
-            )
+            _make_shards_command(parse_key_values(rest))
         elif command == "list_models":
             from lightly_train import list_models
 

@@ -13,7 +13,7 @@ from lt_core import ConfigError, closest_match_hint, from_dict
 from lt_train import TrainConfig
 from lt_train import train as _train
 
-__all__ = ["train"]
+__all__ = ["pretrain", "train"]
 
 PathLike = str | os.PathLike[str]
 
@@ -26,19 +26,24 @@ def train(
     method: str | None = None,
     method_args: dict[str, Any] | None = None,
     embed_dim: int | None = None,
-    epochs: int = 100,
+    epochs: int | Literal["auto"] = "auto",
     batch_size: int = 128,
     num_workers: int | Literal["auto"] = "auto",
     accelerator: Literal["auto", "cpu", "cuda", "gpu", "mps"] = "auto",
-    devices: int | Literal["auto"] = "auto",
+    devices: int | list[int] | str = "auto",
     num_nodes: int = 1,
-    strategy: Literal["auto", "ddp", "ddp_spawn"] = "auto",
+    strategy: str = "auto",
     precision: Literal["auto", "32-true", "bf16-mixed", "16-mixed"] = "auto",
+    float32_matmul_precision: Literal["auto", "highest", "high", "medium"] = "auto",
     seed: int = 0,
     optim: str = "auto",
     optim_args: dict[str, Any] | None = None,
     transform_args: dict[str, Any] | None = None,
-    loggers: list[str] | None = None,
+    loader_args: dict[str, Any] | None = None,
+    model_args: dict[str, Any] | None = None,
+    trainer_args: dict[str, Any] | None = None,
+    loggers: dict[str, Any] | list[str] | None = None,
+    callbacks: dict[str, Any] | None = None,
     log_every_n_steps: int = 10,
     channels_last: bool = True,
     overwrite: bool = False,
@@ -46,10 +51,12 @@ def train(
     gradient_accumulation_steps: int = 1,
     epoch_size: int | None = None,
     shuffle_buffer: int = 1000,
-    checkpoint_every_n_steps: int | None = 1000,
-    checkpoint_keep: int = 1,
+    checkpoint_every_n_steps: int | None = None,
+    checkpoint_keep: int | None = None,
     resume_interrupted: bool = False,
+    resume: bool | None = None,
     checkpoint: PathLike | None = None,
+    activation_checkpoint_args: dict[str, Any] | None = None,
     **unknown: Any,
 ) -> Path:
     """Pretrain a model with self-supervised learning on a folder of unlabeled images.
@@ -72,25 +79,51 @@ def train(
         method_args: Options of the method, e.g. ``{"temperature": 0.2}``.
         embed_dim: ``None`` keeps the wrapper's ``feature_dim()``; an int adds a 1x1
             convolution projecting the pooled features to ``embed_dim`` channels.
-        epochs: Passes over the data.
+        epochs: Passes over the data; ``"auto"`` aims at about 50,000 optimizer steps,
+            within 100 to 1,000 epochs (100 for ImageNet-sized data).
         batch_size: Global batch size over all devices and nodes.
         num_workers: Data-loading processes per device; ``"auto"`` uses the CPU cores
             (the cores this process may use divided by the
             processes on this machine, minus one).
         accelerator: ``"auto"`` (CUDA if available, else CPU), ``"cpu"``, ``"cuda"``/``"gpu"``
             or ``"mps"``.
-        devices: Devices per node; ``"auto"`` takes all GPUs, or one CPU process.
+        devices: Devices per node: a count, a list of GPU indices (``[0, 1]``), a string
+            (``"0,1"``), or ``"auto"`` (all GPUs, or one CPU process).
         num_nodes: Number of machines for multi-node training.
-        strategy: ``"auto"`` (DDP when more than one device), ``"ddp"`` or ``"ddp_spawn"``.
+        strategy: ``"auto"`` (DDP when more than one device), ``"ddp"`` (=
+            ``"ddp_find_unused_parameters_true"``), ``"ddp_find_unused_parameters_false"``
+            or ``"ddp_spawn"``.
         precision: ``"auto"`` (bf16-mixed on GPUs that support it, else 32-true),
             ``"32-true"``, ``"bf16-mixed"`` or ``"16-mixed"`` (GPU only).
-        seed: Random seed of initialization, data order and augmentations.
+        float32_matmul_precision: ``torch.set_float32_matmul_precision`` for the run
+            (``"high"`` uses TF32 on Ampere and newer GPUs); ``"auto"`` leaves it alone.
+        seed: Random seed of initialization (named models too), data order and
+            augmentations.
         optim: ``"auto"`` (the method's default), ``"sgd"``, ``"adamw"`` or ``"lars"``.
         optim_args: Optimizer options: ``lr`` (per 256 images, scaled linearly to
             ``batch_size``), ``weight_decay``, ``momentum``, ``betas``, ``warmup_epochs``,
             ``min_lr_ratio``, ``gradient_clip_norm``.
         transform_args: Options of the method's views, e.g. ``{"image_size": [32, 32]}``.
-        loggers: Any of ``"jsonl"`` (metrics.jsonl) and ``"tensorboard"``; default both.
+        loader_args: Extra ``torch.utils.data.DataLoader`` options (``pin_memory``,
+            ``prefetch_factor``, ``persistent_workers``, ``timeout``,
+            ``multiprocessing_context``...); the trainer keeps its sampler and collate.
+        model_args: Constructor arguments of a named model (``model="torchvision/resnet50"``
+            -> ``torchvision.models.get_model(name, **model_args)``; an import path
+            ``"my_package.module:MyWrapper"`` -> ``MyWrapper(**model_args)``).
+        trainer_args: Lightning Trainer options of lightly-train 0.18.0; not supported here
+            (this trainer runs on lightning-fabric): a non-empty dict is an error that names
+            the top-level options to use instead.
+        loggers: A dict of logger name to its options, ``None`` turning one off:
+            ``"jsonl"`` (metrics.jsonl) and ``"tensorboard"`` are on by default,
+            ``"mlflow"`` and ``"wandb"`` when given (``{"wandb": {"project": "x"}}``; they
+            need ``pip install "lightly-train[mlflow]"`` or ``[wandb]``). A list of names
+            (``["jsonl"]``) enables exactly those. See docs/training.md.
+        callbacks: A dict of callback name to its options, ``None`` turning one off:
+            ``model_checkpoint`` (``every_n_train_steps``, ``every_n_epochs``,
+            ``train_time_interval``, ``save_top_k``, ``dirpath``, ``filename``...),
+            ``early_stopping`` (``monitor="train_loss"``, ``patience``, ``check_finite``),
+            ``model_export`` (``every_n_epochs``), ``learning_rate_monitor`` and
+            ``device_stats_monitor`` (off by default). See docs/training.md.
         log_every_n_steps: How often metrics are logged.
         channels_last: Train in channels-last memory format when the model runs in it
             (faster convolutions on CPUs and GPUs); models that do not are detected by a
@@ -109,13 +142,18 @@ def train(
         shuffle_buffer: Samples in the shuffle buffer of a WebDataset source (the shard
             order is shuffled too); 0 reads the shards in order.
         checkpoint_every_n_steps: Write ``checkpoints/last.ckpt`` every this many steps,
-            besides each epoch end; ``None`` for epoch ends only.
-        checkpoint_keep: How many checkpoints to keep; above 1 they are also kept as
-            ``checkpoints/step=<step>.ckpt``.
+            besides each epoch end (short for
+            ``callbacks.model_checkpoint.every_n_train_steps``, default 1000).
+        checkpoint_keep: How many checkpoints to keep (short for
+            ``callbacks.model_checkpoint.save_top_k``, default 1); above 1 they are also kept
+            as ``checkpoints/epoch=<epoch>-step=<step>.ckpt``.
         resume_interrupted: Continue the interrupted run in ``out`` from its last checkpoint,
             exactly where it stopped. The options must be those of the interrupted run.
+        resume: The former name of ``resume_interrupted``.
         checkpoint: Start a new run from the weights of a checkpoint (``*.ckpt``) or of an
             exported model (``exported_last.pt``); optimizer and schedule start anew.
+        activation_checkpoint_args: ``{"enabled": False}`` only; activation checkpointing is
+            not supported yet (an error says so).
 
     Returns:
         The out folder.
@@ -134,12 +172,15 @@ def train(
         values["data"] = [os.fspath(d) for d in data]
     else:
         values["data"] = os.fspath(data)
-    for name in ("method_args", "optim_args", "transform_args"):
+    for name in ("method_args", "optim_args", "transform_args"):  # None means the defaults
         values[name] = values[name] or {}
-    if loggers is None:
-        del values["loggers"]
     return _train(from_dict(TrainConfig, values, ""))
 
 
 #: The options of ``train``: the fields of ``TrainConfig``, in its order.
 _OPTIONS = tuple(f.name for f in dataclasses.fields(TrainConfig))
+
+
+def pretrain(**options: Any) -> Path:
+    """The same as :func:`train` (lightly-train 0.18.0's name for it)."""
+    return train(**options)

@@ -88,9 +88,19 @@ def to_dict(obj: Any) -> Any:
     return obj
 
 
+def _is_dataclass_type(tp: Any) -> bool:
+    return isinstance(tp, type) and dataclasses.is_dataclass(tp)
+
+
 def _type_name(tp: Any) -> str:
+    """``int``, ``int or 'auto'``, ``list[int]``: types as a user reads them."""
     if isinstance(tp, type):
         return tp.__name__
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(tp) if a is not type(None))
+    if origin is typing.Literal:
+        return " or ".join(repr(a) for a in typing.get_args(tp))
     return str(tp).replace("typing.", "")
 
 
@@ -104,16 +114,21 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
-        errors = []
+        errors: list[tuple[Any, Exception]] = []
         for arg in args:
             if arg is type(None):
                 continue
             try:
                 return _convert(value, arg, key)
             except (ConfigError, ConfigTypeError) as e:
-                errors.append(e)
+                errors.append((arg, e))
         if len(errors) == 1:
-            raise errors[0]
+            raise errors[0][1]
+        # A dict given for an option group: the group's own error (e.g. an unknown key
+        # with the closest match) says more than "wrong type".
+        shaped = [e for arg, e in errors if isinstance(value, Mapping) and _is_dataclass_type(arg)]
+        if len(shaped) == 1:
+            raise shaped[0]
         raise ConfigTypeError(
             f"{key} must be of type {_type_name(tp)}, got {type(value).__name__}: {value!r}."
         )

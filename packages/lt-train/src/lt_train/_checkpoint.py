@@ -57,6 +57,11 @@ _FREE_OPTIONS = frozenset(
         "loggers",
         "checkpoint_every_n_steps",
         "checkpoint_keep",
+        "callbacks",
+        "loader_args",
+        "trainer_args",
+        "resume",
+        "activation_checkpoint_args",
         "data",  # compared by content (the image list), so a moved folder still resumes
     }
 )
@@ -134,14 +139,20 @@ def _normalize(value: Any) -> Any:
     return value
 
 
-def save_checkpoint(state: dict[str, Any], folder: Path, keep: int) -> Path:
-    """Write ``state`` to ``folder/last.ckpt`` atomically; with ``keep > 1`` also keep it
-    as ``step=<step>.ckpt`` and remove all but the newest ``keep`` of those."""
+def save_checkpoint(
+    state: dict[str, Any],
+    folder: Path,
+    keep: int,
+    filename: str = "epoch={epoch}-step={step}",
+) -> Path:
+    """Write ``state`` to ``folder/last.ckpt`` atomically. With ``keep > 1`` (or ``-1``:
+    all) also keep it as ``<filename>.ckpt`` (formatted with the state's ``epoch`` and
+    ``step``) and remove all but the newest ``keep`` of those."""
     last = folder / "last.ckpt"
-    if keep <= 1:
+    if keep == 1:
         atomic_torch_save(state, last)
         return last
-    numbered = folder / f"step={state['step']:09d}.ckpt"
+    numbered = folder / (filename.format(epoch=state["epoch"], step=state["step"]) + ".ckpt")
     atomic_torch_save(state, numbered)
     link = folder / f".last.ckpt.tmp-link-{os.getpid()}"
     try:
@@ -152,9 +163,13 @@ def save_checkpoint(state: dict[str, Any], folder: Path, keep: int) -> Path:
         with contextlib.suppress(OSError):
             link.unlink()
         atomic_torch_save(state, last)
-    for old in sorted(folder.glob("step=*.ckpt"))[:-keep]:
-        with contextlib.suppress(OSError):
-            old.unlink()
+    if keep > 1:
+        pattern = filename.replace("{epoch}", "*").replace("{step}", "*") + ".ckpt"
+        kept = [p for p in folder.glob(pattern) if p.name != "last.ckpt"]
+        kept.sort(key=lambda p: p.stat().st_mtime_ns)
+        for old in kept[:-keep]:
+            with contextlib.suppress(OSError):
+                old.unlink()
     return last
 
 

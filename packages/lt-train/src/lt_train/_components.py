@@ -130,19 +130,15 @@ def build_components(fabric: Fabric, plan: Plan) -> Components:
             f"of {micro_batch} by each of {max(1, plan.num_workers)} workers). Lower "
             "batch_size or num_workers, or add images."
         )
-    loader = DataLoader(
+    loader = DataLoader(  # type: ignore[call-overload]
         dataset,
+        **{**_loader_options(plan), **(config.loader_args or {})},
         batch_size=micro_batch,
         sampler=sampler,
         drop_last=plan.streaming,  # (files: the sampler already yields whole steps)
         num_workers=plan.num_workers,
         collate_fn=collate_images,
-        pin_memory=plan.accelerator == "cuda",
-        # A stream's workers must restart each epoch to see its new shard order.
-        persistent_workers=plan.num_workers > 0 and not plan.streaming,
         worker_init_fn=_ignore_stop_signals if plan.num_workers > 0 else None,
-        # At least 8 batches in flight, so a slow image does not stall the step.
-        prefetch_factor=max(2, -(-8 // plan.num_workers)) if plan.num_workers > 0 else None,
         # Worker seeds come from this generator, not the global RNG, whose stream the
         # augmentations use: a resumed run must draw the same augmentations.
         generator=torch.Generator().manual_seed(config.seed),
@@ -161,6 +157,18 @@ def build_components(fabric: Fabric, plan: Plan) -> Components:
         accumulation=accumulation,
         steps_per_epoch=steps_per_epoch,
     )
+
+
+def _loader_options(plan: Plan) -> dict[str, Any]:
+    """DataLoader options that ``loader_args`` may override."""
+    workers = plan.num_workers
+    return {
+        "pin_memory": plan.accelerator == "cuda",
+        # A stream's workers must restart each epoch to see its new shard order.
+        "persistent_workers": workers > 0 and not plan.streaming,
+        # At least 8 batches in flight, so a slow image does not stall the step.
+        "prefetch_factor": max(2, -(-8 // workers)) if workers > 0 else None,
+    }
 
 
 def _stream_steps(per_rank: int, workers: int, batch: int) -> int:

@@ -9,10 +9,26 @@ from typing import Any, Literal
 
 from lt_core import ConfigError, closest_match_hint
 from lt_methods import OPTIMIZER_NAMES
+from lt_train._run_args import CallbackArgs, LoggerArgs
 
-__all__ = ["LOGGERS", "OptimArgs", "TrainConfig"]
+__all__ = ["OptimArgs", "TrainConfig"]
 
-LOGGERS = ("jsonl", "tensorboard")
+_DDP_UNUSED = ("ddp_find_unused_parameters_true", "ddp_find_unused_parameters_false")
+# DataLoader arguments the trainer owns (loader_args cannot set them).
+_LOADER_OWNED = frozenset(
+    {
+        "dataset",
+        "sampler",
+        "batch_sampler",
+        "shuffle",
+        "collate_fn",
+        "generator",
+        "worker_init_fn",
+        "batch_size",
+        "num_workers",
+        "drop_last",
+    }
+)
 Precision = Literal["auto", "32-true", "bf16-mixed", "16-mixed"]
 
 
@@ -66,7 +82,9 @@ class TrainConfig:
 
     ``model`` is a model wrapper (an ``nn.Module`` with the four wrapper methods) or a model
     name such as ``"torchvision/resnet18"``. ``method_args`` and ``transform_args`` are
-    dicts checked against the chosen method's option dataclasses.
+    dicts checked against the chosen method's option dataclasses. After construction
+    ``loggers`` is a :class:`LoggerArgs` and ``callbacks`` a :class:`CallbackArgs`, whatever
+    form they were given in.
     """
 
     out: str
@@ -75,19 +93,24 @@ class TrainConfig:
     method: str | None = None
     method_args: dict[str, Any] = field(default_factory=dict)
     embed_dim: int | None = None
-    epochs: int = 100
+    epochs: int | Literal["auto"] = "auto"
     batch_size: int = 128
     num_workers: int | Literal["auto"] = "auto"
     accelerator: Literal["auto", "cpu", "cuda", "gpu", "mps"] = "auto"
-    devices: int | Literal["auto"] = "auto"
+    devices: int | list[int] | str = "auto"
     num_nodes: int = 1
-    strategy: Literal["auto", "ddp", "ddp_spawn"] = "auto"
+    strategy: str = "auto"
     precision: Precision = "auto"
+    float32_matmul_precision: Literal["auto", "highest", "high", "medium"] = "auto"
     seed: int = 0
     optim: str = "auto"
     optim_args: OptimArgs = field(default_factory=OptimArgs)
     transform_args: dict[str, Any] = field(default_factory=dict)
-    loggers: list[str] = field(default_factory=lambda: list(LOGGERS))
+    loader_args: dict[str, Any] | None = None
+    model_args: dict[str, Any] | None = None
+    trainer_args: dict[str, Any] | None = None
+    loggers: LoggerArgs | list[str] | None = None
+    callbacks: CallbackArgs | None = None
     log_every_n_steps: int = 10
     channels_last: bool = True
     overwrite: bool = False
@@ -95,27 +118,31 @@ class TrainConfig:
     gradient_accumulation_steps: int = 1
     epoch_size: int | None = None
     shuffle_buffer: int = 1000
-    checkpoint_every_n_steps: int | None = 1000
-    checkpoint_keep: int = 1
+    checkpoint_every_n_steps: int | None = None
+    checkpoint_keep: int | None = None
     resume_interrupted: bool = False
+    resume: bool | None = None
     checkpoint: str | None = None
+    activation_checkpoint_args: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.out, os.PathLike):
             self.out = os.fspath(self.out)
         if isinstance(self.checkpoint, os.PathLike):
             self.checkpoint = os.fspath(self.checkpoint)
+        if self.epochs != "auto" and self.epochs < 0:
+            raise ConfigError(f"epochs must be >= 0 or 'auto', got {self.epochs}.")
         for name in (
-            "epochs",
             "batch_size",
             "num_nodes",
             "log_every_n_steps",
             "gradient_accumulation_steps",
-            "checkpoint_keep",
         ):
             value = getattr(self, name)
             if value < 1:
                 raise ConfigError(f"{name} must be >= 1, got {value}.")
+        self._resolve_aliases()
+        self._check_unsupported()
         if isinstance(self.num_workers, int) and self.num_workers < 0:
             raise ConfigError(f"num_workers must be >= 0 or 'auto', got {self.num_workers}.")
         if isinstance(self.devices, int) and self.devices < 1:
@@ -127,11 +154,6 @@ class TrainConfig:
         if self.shuffle_buffer < 0:
             raise ConfigError(
                 f"shuffle_buffer must be >= 0 (0 keeps the shard order), got {self.shuffle_buffer}."
-            )
-        if self.checkpoint_every_n_steps is not None and self.checkpoint_every_n_steps < 1:
-            raise ConfigError(
-                "checkpoint_every_n_steps must be >= 1, or None to checkpoint at epoch ends "
-                f"only; got {self.checkpoint_every_n_steps}."
             )
         optims = ("auto", *OPTIMIZER_NAMES)
         if self.optim not in optims:
@@ -151,9 +173,73 @@ class TrainConfig:
                 "resume_interrupted=True and overwrite=True cannot be combined: overwrite "
                 "would replace the run that resume_interrupted continues. Pass one of them."
             )
-        unknown = [name for name in self.loggers if name not in LOGGERS]
-        if unknown:
-            raise ConfigError(f"Unknown logger(s) {unknown}; valid loggers: {', '.join(LOGGERS)}.")
+        if isinstance(self.devices, str) and self.devices != "auto":
+            try:
+                [int(d) for d in self.devices.split(",") if d.strip()]
+            except ValueError:
+                raise ConfigError(
+                    f"devices must be an int, a list of device indices, 'auto' or a string like "
+                    f"'0,1', got {self.devices!r}."
+                ) from None
+        strategies = ("auto", "ddp", "ddp_spawn", *_DDP_UNUSED)
+        if self.strategy not in strategies:
+            raise ConfigError(
+                f"Unknown strategy '{self.strategy}'.{closest_match_hint(self.strategy, strategies)}"
+                f" Valid values: {', '.join(strategies)}."
+            )
+
+    def _resolve_aliases(self) -> None:
+        """Bring the accepted spellings of an option to one form."""
+        if self.resume is not None:
+            if self.resume_interrupted and not self.resume:
+                raise ConfigError(
+                    "resume=False and resume_interrupted=True contradict each other; resume is "
+                    "the old name of resume_interrupted. Pass resume_interrupted only."
+                )
+            self.resume_interrupted = self.resume_interrupted or self.resume
+            self.resume = None
+        if self.loggers is None:
+            self.loggers = LoggerArgs()
+        elif isinstance(self.loggers, list):
+            self.loggers = LoggerArgs.from_names(self.loggers)
+        if self.callbacks is None:
+            self.callbacks = CallbackArgs()
+        mc = self.callbacks.model_checkpoint
+        assert mc is not None
+        for name, field_name, value in (
+            ("checkpoint_every_n_steps", "every_n_train_steps", self.checkpoint_every_n_steps),
+            ("checkpoint_keep", "save_top_k", self.checkpoint_keep),
+        ):
+            if value is None:
+                continue
+            if value < 1:
+                raise ConfigError(f"{name} must be >= 1 or None, got {value}.")
+            setattr(mc, field_name, value)
+            setattr(self, name, None)
+
+    def _check_unsupported(self) -> None:
+        if self.trainer_args:
+            raise ConfigError(
+                f"trainer_args ({', '.join(self.trainer_args)}) are options of Lightning's "
+                "Trainer, which this trainer does not use (it runs on lightning-fabric). Fix: "
+                "use the top-level options: precision, devices, num_nodes, strategy, "
+                "gradient_accumulation_steps, optim_args.gradient_clip_norm, callbacks."
+            )
+        if self.activation_checkpoint_args and self.activation_checkpoint_args.get("enabled"):
+            raise ConfigError(
+                "activation_checkpoint_args.enabled=True is not supported yet (lightly-train "
+                "0.18.0 offers it for ViT backbones only). Fix: leave it off, or lower "
+                "batch_size and raise gradient_accumulation_steps to save memory."
+            )
+        if self.loader_args:
+            blocked = sorted(set(self.loader_args) & _LOADER_OWNED)
+            if blocked:
+                raise ConfigError(
+                    f"loader_args cannot set {', '.join(blocked)}: the trainer sets them (its "
+                    "sampler resumes runs exactly, its collate function skips bad images, "
+                    "batch_size (global) and num_workers are top-level options). Fix: drop "
+                    "these keys."
+                )
 
     @property
     def out_path(self) -> Path:

@@ -8,6 +8,7 @@ Each record is written and flushed as one line, so a killed run loses no finishe
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -40,8 +41,10 @@ class RunLog:
             stream = logging.StreamHandler()
             stream.setFormatter(logging.Formatter("[lightly-train] %(message)s"))
             self._add(stream)
+        # LIGHTLY_TRAIN_LOG_LEVEL=DEBUG (the CLI's -v) shows debug messages too.
+        level = logging.getLevelName(os.environ.get("LIGHTLY_TRAIN_LOG_LEVEL", "INFO").upper())
         for lg in self._loggers:
-            lg.setLevel(logging.INFO)
+            lg.setLevel(level if isinstance(level, int) else logging.INFO)
 
     def _add(self, handler: logging.Handler) -> None:
         self._handlers.append(handler)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import logging
+import math
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -11,10 +13,13 @@ import torch
 from lightning_fabric import Fabric
 from tqdm import tqdm
 
+from lt_train._atomic import atomic_torch_save
 from lt_train._bad_images import BatchFiller, gather_skipped
+from lt_train._callbacks import RunCallbacks
 from lt_train._checkpoint import CHECKPOINT_FORMAT, get_rng_state, save_checkpoint
 from lt_train._components import Components
-from lt_train._metrics import JsonlWriter, StepTimer
+from lt_train._loggers import MetricLoggers
+from lt_train._metrics import StepTimer
 from lt_train._optim import lr_at_step, set_lr, warmup_steps
 from lt_train._run_dir import RunDir
 from lt_train._setup import Plan
@@ -65,18 +70,17 @@ def fit(
     first_epoch: Any,
     filler: BatchFiller,
     stop: StopSignals,
+    loggers: MetricLoggers | None,
 ) -> None:
     """Train from ``progress`` to the end; ``first_epoch`` yields the first epoch's batches."""
     config = plan.config
     method, optimizer = parts.method, parts.optimizer
     accum = config.gradient_accumulation_steps
     steps_per_epoch = parts.steps_per_epoch
-    max_steps = progress.max_steps = config.epochs * steps_per_epoch
-    warmup = warmup_steps(config.optim_args, config.epochs, steps_per_epoch)
+    max_steps = progress.max_steps = plan.epochs * steps_per_epoch
+    warmup = warmup_steps(config.optim_args, plan.epochs, steps_per_epoch)
     group = torch.distributed.new_group(backend="gloo") if fabric.world_size > 1 else None
-    jsonl = (
-        JsonlWriter(run.metrics) if fabric.is_global_zero and "jsonl" in config.loggers else None
-    )
+    callbacks = RunCallbacks(config.callbacks, plan.epochs)  # type: ignore[arg-type]
     bar = tqdm(
         total=max_steps,
         initial=progress.step,
@@ -84,17 +88,20 @@ def fit(
         unit="step",
         dynamic_ncols=True,
     )
-    _log_start(fabric, plan, max_steps, steps_per_epoch)
+    _log_start(fabric, plan, max_steps)
     bad_step = torch.full((), _NO_BAD_STEP, dtype=torch.int64, device=fabric.device)
     timer = StepTimer()
     sync_skip = fabric.world_size > 1  # DDP: all-reduce gradients on the last micro-batch only
+    save = functools.partial(_save, fabric, plan, run, parts, progress, filler, callbacks)
     try:
         batches = first_epoch
         started = time.perf_counter() - progress.train_time_s
-        for epoch in range(progress.epoch, config.epochs):
+        for epoch in range(progress.epoch, plan.epochs):
             if batches is None:
                 batches = (filler(b) for b in parts.epoch_batches(epoch))
             method.train()
+            epoch_loss = torch.zeros((), device=fabric.device)
+            epoch_steps = 0
             for _ in range(progress.step_in_epoch, steps_per_epoch):
                 step_images = [next(batches, None) for _ in range(accum)]
                 if _stream_ended(step_images, parts, group):
@@ -128,9 +135,10 @@ def fit(
                         fabric.backward(out["loss"] / accum)
                     loss = out["loss"].detach()
                     loss_sum += loss
-                    bad_step = torch.where(
-                        torch.isfinite(loss), bad_step, torch.clamp(bad_step, max=step)
-                    )
+                    if callbacks.check_finite:
+                        bad_step = torch.where(
+                            torch.isfinite(loss), bad_step, torch.clamp(bad_step, max=step)
+                        )
                 if config.optim_args.gradient_clip_norm is not None:
                     fabric.clip_gradients(
                         method, optimizer, max_norm=config.optim_args.gradient_clip_norm
@@ -141,29 +149,28 @@ def fit(
                 method.on_after_optimizer_step(step=step, max_steps=max_steps)
                 progress.step += 1
                 progress.step_in_epoch += 1
+                epoch_loss += loss_sum / accum
+                epoch_steps += 1
                 progress.images += len(images) * accum * fabric.world_size
                 timer.step_done(len(images) * accum * fabric.world_size)
                 bar.update(1)
                 if progress.step % config.log_every_n_steps == 0 or progress.step == max_steps:
                     _check_finite(fabric, bad_step, progress, run)
                     metrics = {k: float(v.detach()) for k, v in out.items()}
-                    metrics.update(
-                        timer.summary(), loss=float(loss_sum) / accum, lr=lr_now, epoch=epoch
-                    )
+                    metrics.update(timer.summary(), loss=float(loss_sum) / accum, epoch=epoch)
+                    callbacks.metrics(metrics, lr_now, fabric.device)
                     timer.reset()
                     bar.set_postfix(
                         loss=f"{metrics['loss']:.4f}",
                         img_s=f"{metrics['images_per_s']:.0f}",
                         data_wait=f"{metrics['data_wait']:.0%}",
                     )
-                    fabric.log_dict(metrics, step=progress.step)
-                    if jsonl is not None:
-                        jsonl.write({"step": progress.step, **metrics})
-                every = config.checkpoint_every_n_steps
+                    if loggers is not None:
+                        loggers.log(metrics, progress.step)
                 received = stop.any_process(group)
-                if (every is not None and progress.step % every == 0) or received:
+                if callbacks.step_checkpoint_due(progress.step) or received:
                     progress.train_time_s = time.perf_counter() - started
-                    _save(fabric, plan, run, parts, progress, filler, bad_step)
+                    save(bad_step)
                 if received:
                     raise TrainingInterrupted(
                         _interrupt_message(received, progress, run), received, str(run.root)
@@ -172,12 +179,37 @@ def fit(
             progress.epoch += 1
             progress.step_in_epoch = 0
             progress.train_time_s = time.perf_counter() - started
-            _save(fabric, plan, run, parts, progress, filler, bad_step)
-            logger.info("Epoch %d/%d done, step %d.", epoch + 1, config.epochs, progress.step)
+            reason = callbacks.early_stop(_mean(fabric, epoch_loss, epoch_steps))
+            if reason is not None:
+                progress.epoch = plan.epochs  # the run is complete, as far as resume knows
+            if callbacks.epoch_checkpoint_due(progress.epoch):
+                save(bad_step)
+            if fabric.is_global_zero and callbacks.export_due(progress.epoch):
+                export_model(plan.wrapper, run.exported_last)
+            logger.info("Epoch %d/%d done, step %d.", epoch + 1, plan.epochs, progress.step)
+            if reason is not None:
+                logger.info("Early stopping after epoch %d: %s.", epoch + 1, reason)
+                break
+        if progress.checkpoint_step is None:  # epochs=0: still leave a checkpoint
+            save(bad_step)
     finally:
         bar.close()
-        if jsonl is not None:
-            jsonl.close()
+
+
+def _mean(fabric: Fabric, total: torch.Tensor, count: int) -> float:
+    """The mean step loss of the epoch over all processes (a host sync, once an epoch)."""
+    if count == 0:
+        return math.nan
+    mean = total / count
+    if fabric.world_size > 1:
+        mean = fabric.all_reduce(mean, reduce_op="mean")
+    return float(mean)
+
+
+def export_model(wrapper: torch.nn.Module, path: Any) -> None:
+    """Write the ``state_dict`` of ``wrapper.get_model()`` (on the CPU) to ``path``."""
+    state = wrapper.get_model().state_dict()  # type: ignore[operator]
+    atomic_torch_save({k: v.detach().cpu() for k, v in state.items()}, path)
 
 
 def _stream_ended(step_images: list[Any], parts: Components, group: Any) -> bool:
@@ -195,7 +227,7 @@ def _stream_ended(step_images: list[Any], parts: Components, group: Any) -> bool
     return ended
 
 
-def _log_start(fabric: Fabric, plan: Plan, max_steps: int, steps_per_epoch: int) -> None:
+def _log_start(fabric: Fabric, plan: Plan, max_steps: int) -> None:
     config = plan.config
     logger.info(
         "Pretraining %s with %s on %d images for %d epochs (%d steps of %d images%s), "
@@ -204,7 +236,7 @@ def _log_start(fabric: Fabric, plan: Plan, max_steps: int, steps_per_epoch: int)
         type(plan.wrapper).__name__,
         plan.method_cls.name,
         plan.num_images,
-        config.epochs,
+        plan.epochs,
         max_steps,
         config.batch_size * config.gradient_accumulation_steps,
         (
@@ -254,17 +286,20 @@ def _save(
     parts: Components,
     progress: Progress,
     filler: BatchFiller,
+    callbacks: RunCallbacks,
     bad_step: torch.Tensor,
 ) -> None:
     """Write a checkpoint (all processes take part; process 0 writes)."""
     _check_finite(fabric, bad_step, progress, run)
+    callbacks.saved()
+    options = callbacks.checkpoint
     progress.skipped_images += gather_skipped(fabric, filler.take_skipped())
     rng: list[Any] = [get_rng_state()]
     if fabric.world_size > 1:
         rng = [None] * fabric.world_size
         torch.distributed.all_gather_object(rng, get_rng_state())
     if fabric.is_global_zero:
-        state = {
+        state: dict[str, Any] = {
             "format": CHECKPOINT_FORMAT,
             "method": parts.unwrapped.state_dict(),
             "optimizer": parts.optimizer.state_dict(),
@@ -280,7 +315,17 @@ def _save(
             "run": plan.fingerprint,
             "model_prefix": _model_prefix(parts.unwrapped, plan.wrapper),
         }
-        save_checkpoint(state, run.checkpoints, plan.config.checkpoint_keep)
+        if options.save_weights_only:  # not resumable: for checkpoint= only
+            for key in ("optimizer", "precision", "rng"):
+                state.pop(key)
+        path = save_checkpoint(
+            state,
+            run.checkpoints,
+            options.save_top_k,
+            options.filename or "epoch={epoch}-step={step}",
+        )
+        if options.verbose:
+            logger.info("Saved checkpoint %s (step %d).", path, progress.step)
         run.write_state("running", step=progress.step, max_steps=progress.max_steps)
         if progress.checkpoint_step is None:
             run.discard_previous()  # the new run has proven itself: drop the old one

@@ -1,27 +1,10 @@
-"""Metrics: metrics.jsonl, TensorBoard (through Fabric's loggers) and the progress bar."""
+"""Throughput and data-wait of the steps (the metric writers are in _loggers.py)."""
 
 from __future__ import annotations
 
-import json
 import time
-from pathlib import Path
-from typing import Any
 
-__all__ = ["JsonlWriter", "StepTimer"]
-
-
-class JsonlWriter:
-    """Appends one JSON object per line to ``metrics.jsonl``."""
-
-    def __init__(self, path: Path) -> None:
-        self._file = path.open("a", encoding="utf-8")
-
-    def write(self, record: dict[str, Any]) -> None:
-        self._file.write(json.dumps(record) + "\n")
-        self._file.flush()
-
-    def close(self) -> None:
-        self._file.close()
+__all__ = ["StepTimer"]
 
 
 class StepTimer:

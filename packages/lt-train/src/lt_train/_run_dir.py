@@ -43,9 +43,9 @@ class RunDir:
     stays ``"running"``; a later run treats it as interrupted.
     """
 
-    def __init__(self, out: str | Path) -> None:
+    def __init__(self, out: str | Path, checkpoints: str | Path | None = None) -> None:
         self.root = Path(out)
-        self.checkpoints = self.root / "checkpoints"
+        self.checkpoints = Path(checkpoints) if checkpoints else self.root / "checkpoints"
         self.last_checkpoint = self.checkpoints / "last.ckpt"
         self.exported = self.root / "exported_models"
         self.exported_last = self.exported / "exported_last.pt"
@@ -95,7 +95,9 @@ class RunDir:
                 shutil.rmtree(path, ignore_errors=True)
 
 
-def check_out_dir(out: str | Path, overwrite: bool, resume: bool = False) -> None:
+def check_out_dir(
+    out: str | Path, overwrite: bool, resume: bool = False, checkpoints: str | None = None
+) -> None:
     """Fail before any work if ``out`` cannot be used. Leaves nothing behind.
 
     Checks that ``out`` is a folder (or can be created), that it is writable (a probe
@@ -103,7 +105,7 @@ def check_out_dir(out: str | Path, overwrite: bool, resume: bool = False) -> Non
     ``overwrite=True``, or, with ``resume``, that it holds an interrupted run.
     """
     path = Path(out)
-    run = RunDir(path)
+    run = RunDir(path, checkpoints)
     if path.exists() and not path.is_dir():
         raise ConfigError(f"out='{out}' is a file, not a folder. Pass a folder path for out.")
     if resume:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +23,7 @@ from lt_train._checkpoint import (
 )
 from lt_train._config import TrainConfig
 from lt_train._dry_run import dry_run
+from lt_train._loggers import check_logger_packages
 from lt_train._models import get_model_wrapper
 from lt_train._optim import scaled_lr
 from lt_train._run_dir import RunDir, check_out_dir
@@ -58,6 +60,7 @@ class Plan:
     lr: float
     weight_decay: float
     memory_format: torch.memory_format
+    epochs: int  # resolved from "auto"
     fingerprint: dict[str, Any]
     resume: dict[str, Any] | None = None
     init_weights: dict[str, Any] | None = None
@@ -71,6 +74,7 @@ class Plan:
             "precision": self.precision,
             "num_workers": self.num_workers,
             "num_images": self.num_images,
+            "epochs": self.epochs,
             "source": f"{len(self.files)} WebDataset shards" if self.streaming else "files",
             "memory_format": str(self.memory_format).removeprefix("torch."),
         }
@@ -91,11 +95,23 @@ class Plan:
         return record
 
 
-def resolve_model(model: Any) -> nn.Module:
-    """A model name becomes its wrapper; a wrapper passes through (validated later)."""
+def resolve_model(model: Any, model_args: dict[str, Any] | None = None) -> nn.Module:
+    """A model name or import path becomes its wrapper; a wrapper passes through
+    (validated later)."""
     if isinstance(model, str):
-        return get_model_wrapper(model)
-    return model  # type: ignore[no-any-return]
+        return get_model_wrapper(model, model_args)
+    if model_args:
+        raise ConfigError(
+            "model_args are the constructor arguments of a named model (model='torchvision/"
+            "resnet18' or 'my_package.module:MyWrapper'); a model object is already built. "
+            "Fix: drop model_args or pass the model by name."
+        )
+    if not isinstance(model, nn.Module):
+        raise ConfigError(
+            f"model must be a model name, an import path 'package.module:Wrapper' or an "
+            f"nn.Module wrapper, got {type(model).__name__}."
+        )
+    return model
 
 
 def _accelerator(name: str) -> str:
@@ -149,22 +165,31 @@ def plan_run(config: TrainConfig) -> Plan:
     method_cls = get_method(config.method or DEFAULT_METHOD)
     method_args = from_dict(method_cls.Args, config.method_args, "method_args")
     transform_args = from_dict(method_cls.TransformArgs, config.transform_args, "transform_args")
-    check_out_dir(config.out, config.overwrite, resume=config.resume_interrupted)
+    checkpoints = config.callbacks.model_checkpoint.dirpath  # type: ignore[union-attr]
+    check_out_dir(config.out, config.overwrite, config.resume_interrupted, checkpoints)
+    check_logger_packages(config.loggers)  # type: ignore[arg-type]
     streaming = is_webdataset_source(config.data)
     files, num_images = _list_data(config) if streaming else (list_image_files(config.data), 0)
     num_images = num_images or len(files)
     step_images = config.batch_size * config.gradient_accumulation_steps
     if num_images < step_images:
-        raise DataError(
-            f"One optimizer step takes batch_size x gradient_accumulation_steps = {step_images} "
-            f"images, more than the dataset has ({num_images} images in {config.data}). Lower "
-            "batch_size or gradient_accumulation_steps, or add images."
+        what = (
+            f"batch_size={config.batch_size} is larger than the dataset"
+            if config.gradient_accumulation_steps == 1
+            else f"One optimizer step (batch_size x gradient_accumulation_steps = {step_images} "
+            "images) is larger than the dataset"
         )
+        raise DataError(
+            f"{what} ({num_images} images in {config.data}). Lower batch_size"
+            f"{' or gradient_accumulation_steps' if config.gradient_accumulation_steps > 1 else ''}"
+            " or add images."
+        )
+    epochs = auto_epochs(num_images, step_images) if config.epochs == "auto" else config.epochs
     # Automatic method options (e.g. DINO's head size) follow the dataset and run length.
     method_args = method_cls.resolve_args(
         method_args,
         num_images=num_images,
-        total_steps=config.epochs * (num_images // step_images),
+        total_steps=epochs * (num_images // step_images),
     )
     accelerator = _accelerator(config.accelerator)
     precision = _precision(config.precision, accelerator)
@@ -187,6 +212,7 @@ def plan_run(config: TrainConfig) -> Plan:
             "accelerator": accelerator,
             "precision": precision,
             "num_images": num_images,
+            "epochs_resolved": epochs,
             "images_digest": files_digest(files),
         },
     )
@@ -194,7 +220,7 @@ def plan_run(config: TrainConfig) -> Plan:
     init_weights = _load_init_weights(config.checkpoint) if config.checkpoint else None
     # Named models draw their initial weights from the seed.
     torch.manual_seed(config.seed)
-    wrapper = resolve_model(config.model)
+    wrapper = resolve_model(config.model, config.model_args)
     sizes = sorted({v.size for v in recipe}, key=lambda s: s[0] * s[1])
     memory_format = dry_run(
         wrapper, [sizes[0], sizes[-1]] if len(sizes) > 1 else sizes, config.channels_last
@@ -218,10 +244,25 @@ def plan_run(config: TrainConfig) -> Plan:
         lr=lr,
         weight_decay=weight_decay,
         memory_format=memory_format,
+        epochs=epochs,
         fingerprint=fingerprint,
         resume=resume,
         init_weights=init_weights,
     )
+
+
+#: ``epochs="auto"`` aims at this many optimizer steps, within the epoch bounds below.
+AUTO_STEPS = 50_000
+AUTO_EPOCHS = (100, 1000)
+
+
+def auto_epochs(num_images: int, step_images: int) -> int:
+    """Epochs for ``epochs="auto"``: enough for about 50,000 optimizer steps, at least 100
+    epochs (large datasets: ImageNet gets 100) and at most 1,000 (small ones: CIFAR-10 at
+    batch 512 gets 512)."""
+    steps_per_epoch = max(1, num_images // step_images)
+    lo, hi = AUTO_EPOCHS
+    return max(lo, min(hi, math.ceil(AUTO_STEPS / steps_per_epoch)))
 
 
 def _list_data(config: TrainConfig) -> tuple[list[str], int]:
@@ -247,7 +288,7 @@ def _list_data(config: TrainConfig) -> tuple[list[str], int]:
 
 def _load_resume(config: TrainConfig, fingerprint: dict[str, Any]) -> dict[str, Any]:
     """The interrupted run's checkpoint, after checking that the options still match."""
-    path = RunDir(config.out).last_checkpoint
+    path = RunDir(config.out, config.callbacks.model_checkpoint.dirpath).last_checkpoint  # type: ignore[union-attr]
     state = load_checkpoint(path, mmap=True)
     if state.get("format") != CHECKPOINT_FORMAT or "run" not in state:
         raise ConfigError(

@@ -17,17 +17,17 @@ from typing import Any
 
 import torch
 from lightning_fabric import Fabric
-from lightning_fabric.loggers import TensorBoardLogger
 from lightning_fabric.strategies import DDPStrategy
 
 from lt_core import ConfigError, LightlyTrainError
-from lt_train._atomic import atomic_torch_save, atomic_write_text
+from lt_train._atomic import atomic_write_text
 from lt_train._bad_images import BatchFiller
 from lt_train._checkpoint import set_rng_state
 from lt_train._components import Components, build_components
 from lt_train._config import TrainConfig
+from lt_train._loggers import MetricLoggers
 from lt_train._logs import RunLog, run_log
-from lt_train._loop import Progress, fit
+from lt_train._loop import Progress, export_model, fit
 from lt_train._run_dir import RunDir
 from lt_train._setup import Plan, plan_run
 from lt_train._stop import StopSignals, TrainingInterrupted
@@ -61,7 +61,7 @@ def train(config: TrainConfig) -> Path:
                 f"by the number of processes ({fabric.world_size})."
             )
         fabric.launch()
-        run = RunDir(config.out)
+        run = RunDir(config.out, config.callbacks.model_checkpoint.dirpath)  # type: ignore[union-attr]
         _run(fabric, plan, run, log)
     return run.root
 
@@ -73,28 +73,40 @@ def _first_process() -> bool:
 
 def _make_fabric(plan: Plan) -> Fabric:
     config = plan.config
+    devices: Any = config.devices
+    if devices == "auto" and plan.accelerator == "cpu":
+        devices = 1
     strategy: Any = config.strategy
-    if strategy == "auto" and (config.devices not in (1, "auto") or config.num_nodes > 1):
+    if strategy == "auto" and (_count_devices(devices) > 1 or config.num_nodes > 1):
         strategy = "ddp"
-    if strategy == "ddp":
+    if strategy in ("ddp", "ddp_find_unused_parameters_true"):
         # Wrapped models often hold layers that the features never use (a classifier head).
         strategy = DDPStrategy(find_unused_parameters=True)
-    loggers = []
-    if "tensorboard" in config.loggers:
-        loggers.append(TensorBoardLogger(root_dir=config.out, name="tensorboard", version=""))
-    devices = 1 if config.devices == "auto" and plan.accelerator == "cpu" else config.devices
+    elif strategy == "ddp_find_unused_parameters_false":
+        strategy = DDPStrategy(find_unused_parameters=False)
     return Fabric(
         accelerator=plan.accelerator,
         devices=devices,
         num_nodes=config.num_nodes,
         strategy=strategy,
         precision=plan.precision,  # type: ignore[arg-type]
-        loggers=loggers,
     )
+
+
+def _count_devices(devices: Any) -> int:
+    if isinstance(devices, int):
+        return devices
+    if isinstance(devices, list):
+        return len(devices)
+    if devices == "auto":
+        return max(1, torch.cuda.device_count())
+    return len([d for d in str(devices).split(",") if d.strip()])
 
 
 def _run(fabric: Fabric, plan: Plan, run: RunDir, log: RunLog) -> None:
     config = plan.config
+    if config.float32_matmul_precision != "auto":
+        torch.set_float32_matmul_precision(config.float32_matmul_precision)
     fabric.seed_everything(config.seed, workers=True)
     parts = build_components(fabric, plan)
     progress = Progress.from_checkpoint(plan.resume)
@@ -109,13 +121,19 @@ def _run(fabric: Fabric, plan: Plan, run: RunDir, log: RunLog) -> None:
     fabric.barrier()
     log.open_file(run.log if fabric.is_global_zero else None)
     stop = StopSignals()
+    loggers: MetricLoggers | None = None
+    status = "failed"
     try:
         _start(fabric, plan, run, progress, aside)
-        with stop.installed():
-            fit(fabric, plan, run, parts, progress, first, filler, stop)
         if fabric.is_global_zero:
-            _finish(plan, run, progress)
+            loggers = MetricLoggers(config.loggers, run.root, run.metrics, plan.record())  # type: ignore[arg-type]
+        with stop.installed():
+            fit(fabric, plan, run, parts, progress, first, filler, stop, loggers)
+        if fabric.is_global_zero:
+            _finish(plan, run, progress, loggers)
+        status = "success"
     except TrainingInterrupted as e:
+        status = "interrupted"
         if fabric.is_global_zero:
             run.write_state("interrupted", step=progress.step, max_steps=progress.max_steps)
         logger.warning("%s", e)
@@ -124,8 +142,8 @@ def _run(fabric: Fabric, plan: Plan, run: RunDir, log: RunLog) -> None:
         _log_failure(e, fabric, run, progress, aside)
         raise
     finally:
-        for lg in fabric.loggers:
-            lg.finalize("success")
+        if loggers is not None:
+            loggers.close(status, run.exported_last if status == "success" else None)
     fabric.barrier()
 
 
@@ -181,20 +199,19 @@ def _start(fabric: Fabric, plan: Plan, run: RunDir, progress: Progress, aside: P
     run.write_state("running", step=progress.step, max_steps=progress.max_steps)
 
 
-def _finish(plan: Plan, run: RunDir, progress: Progress) -> None:
-    state = plan.wrapper.get_model().state_dict()  # type: ignore[operator]
-    atomic_torch_save({k: v.detach().cpu() for k, v in state.items()}, run.exported_last)
-    if "jsonl" in plan.config.loggers:
-        summary = {
-            "event": "end",
-            "step": progress.step,
-            "epochs": plan.config.epochs,
-            "train_time_s": progress.train_time_s,
-            "images_per_s": progress.images / max(progress.train_time_s, 1e-9),
-            "skipped_images": progress.skipped_images,
-        }
-        with run.metrics.open("a", encoding="utf-8") as f:
-            f.write(json.dumps(summary) + "\n")
+def _finish(plan: Plan, run: RunDir, progress: Progress, loggers: MetricLoggers | None) -> None:
+    export_model(plan.wrapper, run.exported_last)
+    if loggers is not None and loggers.jsonl is not None:
+        loggers.jsonl.write(
+            {
+                "event": "end",
+                "step": progress.step,
+                "epochs": plan.epochs,
+                "train_time_s": progress.train_time_s,
+                "images_per_s": progress.images / max(progress.train_time_s, 1e-9),
+                "skipped_images": progress.skipped_images,
+            }
+        )
     run.write_state("finished", step=progress.step, max_steps=progress.max_steps)
     if progress.skipped_images:
         logger.warning(

@@ -71,7 +71,7 @@ def timm_names() -> list[str]:
     return list(timm.list_models())
 
 
-def create_timm_wrapper(name: str) -> TimmWrapper:
+def create_timm_wrapper(name: str, model_args: dict[str, Any] | None = None) -> TimmWrapper:
     timm = import_timm()
     if name not in timm.list_models():
         from lt_core import ConfigError, closest_match_hint
@@ -79,4 +79,4 @@ def create_timm_wrapper(name: str) -> TimmWrapper:
         raise ConfigError(
             f"Unknown timm model '{name}'.{closest_match_hint(name, timm.list_models())}"
         )
-    return TimmWrapper(timm.create_model(name, pretrained=False))
+    return TimmWrapper(timm.create_model(name, **{"pretrained": False, **(model_args or {})}))

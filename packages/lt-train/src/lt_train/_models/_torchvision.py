@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -81,12 +82,16 @@ def torchvision_names() -> list[str]:
     )
 
 
-def create_torchvision_wrapper(name: str) -> TorchvisionWrapper:
-    """Create torchvision model ``name`` with random weights, wrapped for pretraining."""
+def create_torchvision_wrapper(
+    name: str, model_args: dict[str, Any] | None = None
+) -> TorchvisionWrapper:
+    """Create torchvision model ``name`` (random weights unless ``model_args`` names
+    ``weights``), wrapped for pretraining; ``model_args`` go to
+    ``torchvision.models.get_model``."""
     import torchvision
 
     family = _family(name)
     assert family is not None
-    model = torchvision.models.get_model(name, weights=None)
+    model = torchvision.models.get_model(name, **{"weights": None, **(model_args or {})})
     features, dim = FAMILIES[family](model)
     return TorchvisionWrapper(model, features, dim)
