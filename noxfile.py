@@ -62,8 +62,9 @@ def _pytest(session: nox.Session, *paths: str) -> None:
 def tests(session: nox.Session, member: str) -> None:
     """Unit tests of one member, in an env holding only it and its declared dependencies."""
     groups = ["--group", "test"]
-    if member == "lt_train":  # optional timm wrappers and MLflow/W&B loggers are tested here
-        groups += ["--group", "timm", "--extra", "mlflow", "--extra", "wandb"]
+    if member == "lt_train":  # optional timm, MLflow, W&B, ONNX and Parquet paths
+        groups += ["--group", "timm", "--group", "onnx-test"]
+        groups += ["--extra", "mlflow", "--extra", "wandb", "--extra", "onnx", "--extra", "parquet"]
     _sync(session, "--package", MEMBERS[member], *groups)
     _pytest(session, f"packages/{MEMBERS[member]}/tests")
 
@@ -99,5 +100,5 @@ def lint(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def e2e(session: nox.Session) -> None:
     """Cross-package end-to-end runs and the docs' code blocks (tests/)."""
-    _sync(session, "--all-packages", "--group", "test")
+    _sync(session, "--all-packages", "--group", "test", "--group", "onnx-test", "--all-extras")
     _pytest(session, "tests")

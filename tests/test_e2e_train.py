@@ -60,7 +60,7 @@ def test_python_api_one_epoch(method: str, wrapper, images: Path, tmp_path: Path
     if method == "dino":
         # The trainer sized DINO to 300 images and 4 steps, not to ImageNet.
         args = config["method_args"]
-        assert (args["out_dim"], args["teacher_temp"], args["momentum_start"]) == (
+        assert (args["output_dim"], args["teacher_temp"], args["momentum_start"]) == (
             1024,
             0.04,
             0.99,

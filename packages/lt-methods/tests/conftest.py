@@ -15,8 +15,8 @@ from lt_methods import Method, get_method
 #: Small head sizes per method so the registry-wide tests stay fast. A method that is not
 #: listed here is tested with its defaults.
 SMALL_ARGS: dict[str, dict[str, Any]] = {
-    "simclr": {"hidden_dim": 32, "out_dim": 16},
-    "dino": {"hidden_dim": 32, "bottleneck_dim": 16, "out_dim": 64},
+    "simclr": {"hidden_dim": 32, "output_dim": 16},
+    "dino": {"hidden_dim": 32, "bottleneck_dim": 16, "output_dim": 64},
 }
 IMAGE_SIZE = (32, 32)
 BATCH_SIZE = 8

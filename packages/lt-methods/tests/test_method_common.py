@@ -145,7 +145,10 @@ def test_embedding_model_is_the_student(name: str, method_factory: Factory) -> N
 @pytest.mark.parametrize("name", METHODS)
 def test_options_as_dicts_or_none(name: str, model_factory: Factory) -> None:
     cls = get_method(name)
-    small = {"simclr": {"hidden_dim": 8, "out_dim": 8}, "dino": {"hidden_dim": 8, "out_dim": 8}}
+    small = {
+        "simclr": {"hidden_dim": 8, "output_dim": 8},
+        "dino": {"hidden_dim": 8, "output_dim": 8},
+    }
     method = cls(model_factory(), small.get(name, {}), None)
     assert isinstance(method.args, cls.Args)
     assert method.transform_args == cls.TransformArgs()

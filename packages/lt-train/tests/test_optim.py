@@ -59,3 +59,11 @@ def test_build_optimizer_keeps_no_decay_groups(name: str) -> None:
 def test_bad_optim_args(values: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         from_dict(OptimArgs, values, "optim_args")
+
+
+def test_lr_scaling_rules() -> None:
+    from lt_train._optim import scaled_lr
+
+    assert scaled_lr(0.1, 512) == pytest.approx(0.2)
+    assert scaled_lr(0.1, 1024, "sqrt") == pytest.approx(0.2)
+    assert scaled_lr(0.1, 2048, "linear", reference_batch_size=1024) == pytest.approx(0.2)

@@ -4,6 +4,8 @@
 ``method=`` accept. The command line is ``lightly-train`` (``lightly-train help``).
 """
 
+from lightly_train._embed import embed
+from lightly_train._export import export
 from lightly_train._make_shards import make_shards
 from lightly_train._train import pretrain, train
 from lt_core import LossNotFiniteError, ModelWrapper, TrainingInterrupted, validate_wrapper
@@ -16,6 +18,8 @@ __all__ = [
     "LossNotFiniteError",
     "ModelWrapper",
     "TrainingInterrupted",
+    "embed",
+    "export",
     "list_methods",
     "list_models",
     "make_shards",

@@ -10,8 +10,13 @@ package is imported.
 from lt_methods._dino import DINO
 from lt_methods._dino_args import (
     DINOArgs,
-    DINOGlobalViewArgs,
+    DINOColorJitterArgs,
+    DINOGaussianBlurArgs,
+    DINOGlobalView1Args,
+    DINOGlobalView1GaussianBlurArgs,
     DINOLocalViewArgs,
+    DINOLocalViewRandomResizeArgs,
+    DINORandomResizeArgs,
     DINOTransformArgs,
 )
 from lt_methods._lars import LARS
@@ -24,6 +29,16 @@ from lt_methods._registry import (
     register_method,
 )
 from lt_methods._simclr import SimCLR, SimCLRArgs, SimCLRTransformArgs
+from lt_methods._transform_args import (
+    ColorJitterArgs,
+    GaussianBlurArgs,
+    MethodTransformArgs,
+    NormalizeArgs,
+    RandomFlipArgs,
+    RandomResizeArgs,
+    RandomRotationArgs,
+    SolarizeArgs,
+)
 
 __version__ = "0.1.0"
 
@@ -32,14 +47,27 @@ __all__ = [
     "DINO",
     "LARS",
     "OPTIMIZER_NAMES",
+    "ColorJitterArgs",
     "DINOArgs",
-    "DINOGlobalViewArgs",
+    "DINOColorJitterArgs",
+    "DINOGaussianBlurArgs",
+    "DINOGlobalView1Args",
+    "DINOGlobalView1GaussianBlurArgs",
     "DINOLocalViewArgs",
+    "DINOLocalViewRandomResizeArgs",
+    "DINORandomResizeArgs",
     "DINOTransformArgs",
+    "GaussianBlurArgs",
     "Method",
+    "MethodTransformArgs",
+    "NormalizeArgs",
+    "RandomFlipArgs",
+    "RandomResizeArgs",
+    "RandomRotationArgs",
     "SimCLR",
     "SimCLRArgs",
     "SimCLRTransformArgs",
+    "SolarizeArgs",
     "get_method",
     "list_methods",
     "register_method",

@@ -7,18 +7,22 @@ any work starts.
 
 from __future__ import annotations
 
-from lt_core import ColorJitter, ConfigError
+from lt_core import ConfigError
 
 __all__ = [
     "check_crop_scale",
     "check_int",
+    "check_lr_scaling",
     "check_positive",
     "check_prob",
     "check_range",
     "check_size",
-    "color_jitter",
+    "not_supported",
     "scale_size",
 ]
+
+#: The batch size the methods' default learning rates are given for; the trainer scales
+#: them linearly to the global batch (``lt_train._optim.scaled_lr``).
 
 
 def check_prob(name: str, value: float) -> None:
@@ -64,15 +68,22 @@ def check_crop_scale(name: str, scale: tuple[float, float]) -> None:
         )
 
 
-def color_jitter(
-    base: tuple[float, float, float, float], strength: float, prob: float
-) -> ColorJitter | None:
-    """Scale the ``(brightness, contrast, saturation, hue)`` strengths ``base`` by
-    ``strength``; ``None`` (no jitter) when ``prob`` or ``strength`` is 0."""
-    if prob == 0.0 or strength == 0.0:
-        return None
-    b, c, s, h = (v * strength for v in base)
-    return ColorJitter(prob=prob, brightness=b, contrast=c, saturation=s, hue=min(h, 0.5))
+def not_supported(name: str, value: object, reason: str) -> ConfigError:
+    """The error for an option we accept by name (LightlyTrain's) but cannot honor yet."""
+    return ConfigError(f"{name}={value!r} is not supported yet: {reason}")
+
+
+def check_lr_scaling(lr_scale_method: str, reference_batch_size: int) -> None:
+    """``lr_scale_method`` is ``"linear"`` or ``"sqrt"``; ``reference_batch_size`` >= 1.
+
+    The trainer scales ``optim_args.lr`` (given for ``reference_batch_size`` images) to
+    the effective batch with this rule.
+    """
+    check_int("method_args.reference_batch_size", reference_batch_size, 1)
+    if lr_scale_method not in ("linear", "sqrt"):
+        raise ConfigError(
+            f"method_args.lr_scale_method must be 'linear' or 'sqrt', got {lr_scale_method!r}."
+        )
 
 
 def scale_size(image_size: tuple[int, int], numerator: int, denominator: int) -> tuple[int, int]:

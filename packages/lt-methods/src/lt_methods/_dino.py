@@ -10,8 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from lt_core import ConfigError, EmbeddingModel, ViewConfig
-from lt_methods._checks import color_jitter
-from lt_methods._dino_args import DINOArgs, DINOTransformArgs
+from lt_methods._dino_args import DINOArgs, DINOTransformArgs, resolved
 from lt_methods._method import Method
 from lt_methods._registry import register_method
 
@@ -20,9 +19,6 @@ if TYPE_CHECKING:
     from lightly.models.modules.heads import DINOProjectionHead  # type: ignore[import-untyped]
 
 __all__ = ["DINO"]
-
-#: The paper's color jitter: brightness 0.4, contrast 0.4, saturation 0.2, hue 0.1.
-_JITTER = (0.4, 0.4, 0.2, 0.1)
 
 
 @register_method
@@ -38,16 +34,16 @@ class DINO(Method):
     sharpened with a low temperature, which together prevent collapse.
 
     Schedules: the teacher temperature rises linearly from ``warmup_teacher_temp`` to
-    ``teacher_temp`` over ``warmup_teacher_temp_epochs`` (at most the whole run); the EMA
-    momentum follows a cosine from ``momentum_start`` to ``momentum_end`` over the run; the
-    head's last layer gets no update during the first ``freeze_last_layer_epochs``.
+    ``teacher_temp`` (by default over 30 epochs, at most 30% of the run); the EMA momentum
+    follows a cosine from ``momentum_start`` to ``momentum_end`` over the run; the head's
+    last layer gets no update during the first epoch (``student_freeze_last_layer_*``).
 
     Default optimizer: AdamW with base lr 5e-4 per 256 images, as in the paper. The paper
     raises the weight decay from 0.04 to 0.4 with a cosine; the trainer keeps it constant,
     so the default is the paper's starting value 0.04.
 
     Shapes: ``views`` is two ``(B, 3, Hg, Wg)`` global tensors, then the local
-    ``(B, 3, Hl, Wl)`` tensors; the head maps ``(B, embed_dim)`` to ``(B, out_dim)``.
+    ``(B, 3, Hl, Wl)`` tensors; the head maps ``(B, embed_dim)`` to ``(B, output_dim)``.
     """
 
     name: ClassVar[str] = "dino"
@@ -80,8 +76,8 @@ class DINO(Method):
         deactivate_requires_grad(self.teacher_model)
         deactivate_requires_grad(self.teacher_head)
         self.criterion: DINOLoss = DINOLoss(
-            output_dim=a.out_dim,
-            teacher_temp=a.teacher_temp,
+            output_dim=resolved(a.output_dim, "output_dim"),
+            teacher_temp=resolved(a.teacher_temp, "teacher_temp"),
             student_temp=a.student_temp,
             center_momentum=a.center_momentum,
         )
@@ -96,45 +92,36 @@ class DINO(Method):
                 input_dim=input_dim,
                 hidden_dim=a.hidden_dim,
                 bottleneck_dim=a.bottleneck_dim,
-                output_dim=a.out_dim,
+                output_dim=resolved(a.output_dim, "output_dim"),
                 batch_norm=a.batch_norm,
-                freeze_last_layer=a.freeze_last_layer_epochs,
                 norm_last_layer=a.norm_last_layer,
             )
 
     @classmethod
     def view_recipe(cls, transform_args: DINOTransformArgs) -> list[ViewConfig]:
-        """Global view 1 (always blurred), global view 2 (rarely blurred, sometimes
-        solarized), then ``local_view.num_views`` local views."""
+        """Global view 0 (always blurred), global view 1 (rarely blurred, sometimes
+        solarized), both at ``image_size``, then ``local_view.num_views`` local views."""
         t = transform_args
-        g, lv = t.global_view, t.local_view
-        common: dict[str, Any] = dict(
-            hflip_prob=t.hflip_prob,
-            color_jitter=color_jitter(_JITTER, t.color_jitter_strength, t.color_jitter_prob),
-            grayscale_prob=t.grayscale_prob,
-            mean=t.mean,
-            std=t.std,
-        )
+        g1, lv = t.global_view_1, t.local_view
+        assert g1 is not None  # checked in DINOTransformArgs.__post_init__
         recipe = [
-            ViewConfig(
-                size=t.global_size(),
+            t.view(
+                size=t.image_size,
                 num_views=1,
-                crop_scale=g.crop_scale,
-                blur_prob=g.blur_prob[i],
-                solarize_prob=g.solarize_prob[i],
-                **common,
+                random_resize=t.random_resize,
+                gaussian_blur=blur,
+                solarize=solarize,
             )
-            for i in range(2)
+            for blur, solarize in ((t.gaussian_blur, t.solarize), (g1.gaussian_blur, g1.solarize))
         ]
-        if lv.num_views > 0:
+        if lv is not None and lv.num_views > 0:
             recipe.append(
-                ViewConfig(
+                t.view(
                     size=t.local_size(),
                     num_views=lv.num_views,
-                    crop_scale=lv.crop_scale,
-                    blur_prob=lv.blur_prob,
-                    solarize_prob=0.0,
-                    **common,
+                    random_resize=lv.random_resize,
+                    gaussian_blur=lv.gaussian_blur,
+                    solarize=t.solarize,
                 )
             )
         return recipe
@@ -163,15 +150,16 @@ class DINO(Method):
         }
 
     def teacher_temperature(self, step: int, max_steps: int, steps_per_epoch: int) -> float:
-        """Teacher temperature at ``step``: linear warm-up over
-        ``min(warmup_teacher_temp_epochs * steps_per_epoch, max_steps)`` steps, ending at
-        ``teacher_temp`` on the last warm-up step."""
+        """Teacher temperature at ``step``: linear from ``warmup_teacher_temp`` at step 0 to
+        ``teacher_temp`` at the end of the warm-up
+        (:meth:`DINOArgs.teacher_temp_warmup_steps`), then constant."""
         a = self.args
-        warmup = min(a.warmup_teacher_temp_epochs * steps_per_epoch, max_steps)
-        if warmup <= 1:
-            return a.teacher_temp
-        progress = min(1.0, step / (warmup - 1))
-        return a.warmup_teacher_temp + (a.teacher_temp - a.warmup_teacher_temp) * progress
+        temp = resolved(a.teacher_temp, "teacher_temp")
+        start = resolved(a.warmup_teacher_temp, "warmup_teacher_temp")
+        warmup = a.teacher_temp_warmup_steps(max_steps, steps_per_epoch)
+        if step >= warmup:
+            return temp
+        return start + (temp - start) * step / warmup
 
     def ema_momentum(self, step: int, max_steps: int) -> float:
         """EMA momentum of the teacher at ``step``: cosine from ``momentum_start`` to
@@ -180,12 +168,16 @@ class DINO(Method):
 
         a = self.args
         step = min(step, max_steps)
-        return float(cosine_schedule(step, max_steps, a.momentum_start, a.momentum_end))
+        start = resolved(a.momentum_start, "momentum_start")
+        return float(cosine_schedule(step, max_steps, start, a.momentum_end))
 
     def on_before_optimizer_step(self, step: int, steps_per_epoch: int) -> None:
         """Drop the gradients of the head's last layer during the first
-        ``freeze_last_layer_epochs`` epochs (set to ``None``, so the optimizer skips it)."""
-        self.projection_head.cancel_last_layer_gradients(step // max(1, steps_per_epoch))
+        :meth:`DINOArgs.freeze_last_layer_steps` steps (set to ``None``, so the optimizer
+        skips it)."""
+        if step < self.args.freeze_last_layer_steps(max(1, steps_per_epoch)):
+            for param in self.projection_head.last_layer.parameters():
+                param.grad = None
 
     @torch.no_grad()
     def on_after_optimizer_step(self, step: int, max_steps: int) -> None:

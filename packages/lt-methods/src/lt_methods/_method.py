@@ -94,8 +94,8 @@ class Method(nn.Module, abc.ABC):
     def resolve_args(
         cls, args: Any, num_images: int | None = None, total_steps: int | None = None
     ) -> Any:
-        """Fill the automatic (``None``) options of ``args`` from the dataset size and the
-        run length; returns a new ``Args`` and leaves explicit values alone.
+        """Fill the automatic (``"auto"`` or ``None``) options of ``args`` from the dataset
+        size and the run length; returns a new ``Args`` and leaves explicit values alone.
 
         The trainer calls this with both numbers known before it builds the method; a
         method built directly resolves with both unknown (its reference defaults). Methods

@@ -1,6 +1,8 @@
 """lt-train: the lightning-fabric training loop, checkpoints and export of lightly-train."""
 
 from lt_train._config import OptimArgs, TrainConfig
+from lt_train._embed import embed
+from lt_train._export import export
 from lt_train._models import get_model_wrapper, list_models
 from lt_train._optim import OPTIMIZERS
 from lt_train._stop import LossNotFiniteError, TrainingInterrupted
@@ -14,6 +16,8 @@ __all__ = [
     "OptimArgs",
     "TrainConfig",
     "TrainingInterrupted",
+    "embed",
+    "export",
     "get_model_wrapper",
     "list_models",
     "train",

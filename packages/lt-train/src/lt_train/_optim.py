@@ -43,9 +43,20 @@ OPTIMIZERS = {name: _BUILDERS[name] for name in OPTIMIZER_NAMES}
 REFERENCE_BATCH_SIZE = 256
 
 
-def scaled_lr(base_lr: float, batch_size: int) -> float:
-    """Linear scaling rule: ``base_lr`` is given for a global batch of 256."""
-    return base_lr * batch_size / REFERENCE_BATCH_SIZE
+def scaled_lr(
+    base_lr: float,
+    batch_size: int,
+    method: str = "linear",
+    reference_batch_size: int = REFERENCE_BATCH_SIZE,
+) -> float:
+    """Scale ``base_lr``, given for ``reference_batch_size`` images, to ``batch_size``:
+    linearly (``"linear"``, the SimCLR/DINO rule) or with the square root (``"sqrt"``)."""
+    ratio = batch_size / reference_batch_size
+    if method == "sqrt":
+        return base_lr * math.sqrt(ratio)
+    if method != "linear":
+        raise ValueError(f"Unknown lr_scale_method {method!r}; valid: linear, sqrt.")
+    return base_lr * ratio
 
 
 def build_optimizer(

@@ -199,7 +199,12 @@ def plan_run(config: TrainConfig) -> Plan:
     o = config.optim_args
     base_lr = o.lr if o.lr is not None else method_cls.default_lr
     weight_decay = o.weight_decay if o.weight_decay is not None else method_cls.default_weight_decay
-    lr = scaled_lr(base_lr, step_images)  # the effective batch of an optimizer step
+    lr = scaled_lr(  # to the effective batch of an optimizer step
+        base_lr,
+        step_images,
+        getattr(method_args, "lr_scale_method", "linear"),
+        getattr(method_args, "reference_batch_size", 256),
+    )
     fingerprint = run_fingerprint(
         config,
         {
