@@ -42,9 +42,7 @@ class RunCallbacks:
         if every is not None and step % every == 0:
             return True
         interval = self.checkpoint.train_time_interval
-        return (
-            interval is not None and time.monotonic() - self._last_save >= interval.total_seconds()
-        )
+        return interval is not None and time.monotonic() - self._last_save >= interval
 
     def epoch_checkpoint_due(self, epochs_done: int) -> bool:
         """Every ``every_n_epochs`` epochs, and always after the last one (the finished

@@ -151,14 +151,16 @@ class ModelCheckpointArgs:
                 raise ConfigError(f"callbacks.model_checkpoint.{name} must be >= 1 or None.")
         if self.save_top_k == 0 or self.save_top_k < -1:
             raise ConfigError("callbacks.model_checkpoint.save_top_k must be >= 1 or -1 (all).")
-        if isinstance(self.train_time_interval, int | float):
-            self.train_time_interval = datetime.timedelta(seconds=self.train_time_interval)
-        if self.train_time_interval is not None and not isinstance(
-            self.train_time_interval, datetime.timedelta
+        # Kept as seconds, so that config.json can hold it.
+        if isinstance(self.train_time_interval, datetime.timedelta):
+            self.train_time_interval = self.train_time_interval.total_seconds()
+        interval = self.train_time_interval
+        if interval is not None and (
+            isinstance(interval, bool) or not isinstance(interval, int | float) or interval <= 0
         ):
             raise ConfigError(
                 "callbacks.model_checkpoint.train_time_interval must be a datetime.timedelta "
-                f"or seconds, got {self.train_time_interval!r}."
+                f"or seconds > 0, got {interval!r}."
             )
 
 
