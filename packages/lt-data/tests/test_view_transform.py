@@ -7,7 +7,7 @@ import torch
 
 from lt_core import ColorJitter, ConfigError, ConfigTypeError, DataError, ViewConfig
 from lt_data import build_view_transform
-from lt_data._views import _blur_kernel_size
+from lt_data._view_plan import blur_kernel_size as _blur_kernel_size
 
 RECIPE = [
     ViewConfig(size=(32, 32), num_views=2, blur_prob=0.5, solarize_prob=0.2),
@@ -39,8 +39,11 @@ def images(b: int = 8, size: int = 32) -> torch.Tensor:
     return torch.randint(0, 256, (b, 3, size, size), dtype=torch.uint8, generator=g)
 
 
-def test_outputs_shapes_dtype_range() -> None:
-    views = build_view_transform(RECIPE)(images())
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.float32, torch.float16, torch.float64])
+def test_outputs_shapes_dtype_range(dtype: torch.dtype) -> None:
+    x = images()
+    x = x if dtype == torch.uint8 else (x / 255).to(dtype)
+    views = build_view_transform(RECIPE)(x)
     assert len(views) == 8
     assert [tuple(v.shape) for v in views] == [(8, 3, 32, 32)] * 2 + [(8, 3, 16, 16)] * 6
     for v in views:
@@ -60,6 +63,15 @@ def test_reproducible_with_manual_seed() -> None:
     c = transform(images())
     assert all(torch.equal(x, y) for x, y in zip(a, b))
     assert not torch.equal(a[0], c[0])
+    state = torch.get_rng_state()
+    d = transform(images())
+    torch.set_rng_state(state)
+    e = transform(images())
+    assert all(torch.equal(x, y) for x, y in zip(d, e))
+    # The same views for a channels-last batch, as contiguous tensors.
+    torch.set_rng_state(state)
+    f = transform(images().contiguous(memory_format=torch.channels_last))
+    assert all(torch.equal(x, y) and y.is_contiguous() for x, y in zip(d, f))
 
 
 def test_views_and_images_get_independent_parameters() -> None:
@@ -73,8 +85,9 @@ def test_views_and_images_get_independent_parameters() -> None:
 
 def test_plain_view_is_identity_and_skips_zero_probability_ops() -> None:
     transform = build_view_transform([ViewConfig(**PLAIN)])
-    ops = [type(m).__name__ for m in transform.groups[0].children()]
-    assert ops == ["RandomResizedCrop", "Normalize"]
+    (plan,) = transform.plans
+    assert not (plan.flip or plan.steps or plan.gray or plan.blur or plan.solarize)
+    assert plan.misc == ()
     x = images()
     (view,) = transform(x)
     assert_close(view, x.float() / 255)
@@ -132,3 +145,25 @@ def test_bad_recipe_and_input() -> None:
         transform(images()[0])
     with pytest.raises(DataError, match="uint8"):
         transform(images().int())
+
+
+def test_groups_of_one_size_share_ops_and_keep_the_recipe_order() -> None:
+    recipe = [
+        ViewConfig(**PLAIN),
+        ViewConfig(**{**PLAIN, "size": (16, 16), "num_views": 2}),
+        ViewConfig(**{**PLAIN, "mean": (0.5, 0.5, 0.5), "solarize_prob": 1.0}),
+    ]
+    transform = build_view_transform(recipe)
+    assert [p.size for p in transform.plans] == [(32, 32), (16, 16)]
+    x = images()
+    views = transform(x)
+    assert [tuple(v.shape[-2:]) for v in views] == [(32, 32), (16, 16), (16, 16), (32, 32)]
+    f = x.float() / 255
+    assert_close(views[0], f)  # the solarization of its group-mate is not applied here
+    assert_close(views[3], torch.where(f >= 0.5, 1 - f, f) - 0.5)
+
+
+def test_module_holds_no_state_and_moves() -> None:
+    transform = build_view_transform(RECIPE).to(torch.device("cpu"))
+    assert transform.state_dict() == {}
+    assert len(transform(images(2))) == 8

@@ -4,7 +4,8 @@ Workers read and decode images to fixed-size uint8 tensors, from files
 (:func:`list_image_files`, :class:`ImageDataset`) or WebDataset tar shards
 (:class:`WebImageDataset`, written by :func:`make_shards`), batched by
 :func:`collate_images`; the batch then goes to the accelerator, where the module of
-:func:`build_view_transform` makes the views of a method's recipe with kornia.
+:func:`build_view_transform` makes the views of a method's recipe in a few batched
+kernels (all random parameters of a view group drawn at once on the device).
 """
 
 from lt_data._dataset import ImageDataset, collate_images

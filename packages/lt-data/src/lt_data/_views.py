@@ -2,36 +2,53 @@
 
 A recipe is a sequence of :class:`lt_core.ViewConfig`. :func:`build_view_transform` turns it
 into a module that takes a uint8 batch (on the CPU or an accelerator) and returns the views
-as normalized float tensors, built from ``kornia.augmentation`` ops.
+as normalized float tensors. All views of one output size go through a fixed handful of
+batched torch ops (one ``torch.rand`` for all their random parameters, one ``roi_align`` for
+all crops, ...), so the host work per call does not grow with the batch or the views.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
+import itertools
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor, nn
 
 from lt_core import ConfigError, ConfigTypeError, DataError, ViewConfig
+from lt_data import _view_ops as ops
+from lt_data._view_plan import Consts, GroupPlan, build_consts, make_plan
 
 __all__ = ["ViewTransform", "build_view_transform"]
 
-# Reference resolution of ``ViewConfig.blur_sigma`` and of the ~10% blur kernel.
-_REFERENCE_SIZE = 224
+_PERMUTATIONS = tuple(itertools.permutations(range(4)))
+_STEP_OPS: dict[str, Callable[[Tensor, Tensor, Consts], Tensor]] = {
+    "brightness": ops.brightness,
+    "contrast": ops.contrast,
+    "saturation": ops.saturation,
+    "hue": ops.hue,
+}
+_STEP_NAMES = tuple(_STEP_OPS)
+_CACHE_SIZE = 8  # constant tables kept per (group, batch size, input size, device)
 
 
 def build_view_transform(recipe: Sequence[ViewConfig]) -> ViewTransform:
     """Build the batched augmentation module of a view recipe.
 
     For each :class:`lt_core.ViewConfig` in ``recipe`` the module applies, in this order:
-    a random resized crop to ``cfg.size`` (``cfg.crop_scale``, ``cfg.crop_ratio``), a
-    horizontal flip, a color jitter (torchvision's formulas, skipped when
-    ``cfg.color_jitter`` is ``None``), a random grayscale, a Gaussian blur, a solarization
-    with threshold 0.5 and the normalization with ``cfg.mean`` and ``cfg.std``. Ops with
-    probability 0 are left out. Every image gets independent random parameters in every
-    view, also in eval mode. The randomness comes from torch's global RNG, so
-    ``torch.manual_seed`` makes the views reproducible.
+    a random resized crop to ``cfg.size`` (``cfg.crop_scale``, ``cfg.crop_ratio``; the
+    scale and ratio distribution of torchvision's ``RandomResizedCrop`` with its 10 tries
+    and its central fallback: whole-pixel sizes, uniform sub-pixel positions; bilinear,
+    without antialias), a horizontal flip, a color
+    jitter (torchvision's formulas, skipped when ``cfg.color_jitter`` is ``None``), a random
+    grayscale, a Gaussian blur, a solarization with threshold 0.5 and the normalization
+    with ``cfg.mean`` and ``cfg.std``. Ops with probability 0 are left out. Every image
+    gets independent random parameters in every view, also in eval mode; as in kornia's
+    ``ColorJitter``, the order of the four jitter steps is drawn once per call (for all
+    views of one size). The randomness comes from torch's global RNG (the batch's device
+    for the parameters, the CPU for the jitter order), so ``torch.manual_seed`` makes the
+    views reproducible.
 
     The blur kernel is about 10% of the view size (odd, at least 3) and the sigma range is
     ``cfg.blur_sigma`` scaled by ``max(cfg.size) / 224``.
@@ -42,9 +59,9 @@ def build_view_transform(recipe: Sequence[ViewConfig]) -> ViewTransform:
     Returns:
         A module whose ``forward(images)`` takes a ``(B, 3, H, W)`` uint8 batch (a float
         batch is taken as already scaled to ``[0, 1]``) on any device and returns a list of
-        ``sum(cfg.num_views for cfg in recipe)`` float32 tensors: for each group in order,
-        ``cfg.num_views`` tensors of shape ``(B, 3, *cfg.size)``. Move it to the batch's
-        device with ``.to(device)``.
+        ``sum(cfg.num_views for cfg in recipe)`` contiguous float32 tensors: for each group
+        in order, ``cfg.num_views`` tensors of shape ``(B, 3, *cfg.size)``. It holds no
+        tensors of its own: ``.to(device)`` is accepted, and the batch's device is used.
 
     Raises:
         ConfigError: The recipe is empty.
@@ -70,8 +87,14 @@ class ViewTransform(nn.Module):
                     f"recipe[{i}] must be an lt_core.ViewConfig, got {type(cfg).__name__}: "
                     f"{cfg!r}. Fix: build the recipe from ViewConfig(size=..., ...) objects."
                 )
+        # Registers torch.ops.torchvision.roi_align; imported here, it takes ~0.5 s.
+        import torchvision  # type: ignore[import-untyped]  # noqa: F401
+
         self.recipe = tuple(recipe)
-        self.groups = nn.ModuleList(_group_pipeline(cfg) for cfg in recipe)
+        self.plans = _plans(self.recipe)
+        self._num_views = sum(cfg.num_views for cfg in recipe)
+        self._jittered = [i for i, p in enumerate(self.plans) if len(p.steps) > 1]
+        self._consts: OrderedDict[tuple[object, ...], Consts] = OrderedDict()
 
     def forward(self, images: Tensor) -> list[Tensor]:
         if images.ndim != 4 or images.shape[1] != 3:
@@ -80,74 +103,82 @@ class ViewTransform(nn.Module):
                 f"shape {tuple(images.shape)}. Fix: stack decoded (3, H, W) images into a batch."
             )
         if images.dtype == torch.uint8:
-            x = images.float().div_(255.0)  # once per batch, shared by all views
+            x = torch.div(images, _scalar(255.0))  # float32, once per batch for all views
         elif images.is_floating_point():
-            x = images.float()
+            x = images if images.dtype == torch.float32 else images.float()
         else:
             raise DataError(
                 f"The view transform expects uint8 images (or floats in [0, 1]), got {images.dtype}."
             )
-        views: list[Tensor] = []
-        for cfg, pipeline in zip(self.recipe, self.groups):
-            # All views of a group go through the pipeline in one call: each row of the
-            # repeated batch draws its own random parameters, so every view differs.
-            batch = x if cfg.num_views == 1 else x.repeat(cfg.num_views, 1, 1, 1)
-            views.extend(pipeline(batch).chunk(cfg.num_views))
+        orders = self._draw_orders()
+        views: list[Tensor] = [x] * self._num_views
+        for i, plan in enumerate(self.plans):
+            out = _run_group(plan, x, self._constants(i, x), orders.get(i, plan.steps))
+            for slot, view in zip(plan.slots, out):
+                views[slot] = view
         return views
 
+    def _draw_orders(self) -> dict[int, tuple[str, ...]]:
+        """A random order of the jitter steps for each group (kornia: one per call)."""
+        if not self._jittered:
+            return {}
+        n = len(self._jittered)
+        if 24**n < 2**62:
+            code = int(torch.randint(24**n, ()).item())
+            codes = [code // 24**g % 24 for g in range(n)]
+        else:
+            codes = torch.randint(24, (n,)).tolist()
+        return {
+            i: tuple(s for j in _PERMUTATIONS[c] if (s := _STEP_NAMES[j]) in self.plans[i].steps)
+            for i, c in zip(self._jittered, codes)
+        }
 
-def _group_pipeline(cfg: ViewConfig) -> nn.Sequential:
-    """The kornia ops of one view group, with ops of probability 0 left out."""
-    import kornia.augmentation as K  # imported here: it adds ~1.5 s to `import lt_data`
-
-    ops: list[nn.Module] = [
-        K.RandomResizedCrop(
-            size=cfg.size,
-            scale=cfg.crop_scale,
-            ratio=cfg.crop_ratio,
-            resample="bilinear",
-            align_corners=False,
-            cropping_mode="resample",  # one batched warp instead of a loop over images
-        )
-    ]
-    if cfg.hflip_prob > 0:
-        ops.append(K.RandomHorizontalFlip(p=cfg.hflip_prob))
-    cj = cfg.color_jitter
-    if cj is not None and cj.prob > 0 and any((cj.brightness, cj.contrast, cj.saturation, cj.hue)):
-        ops.append(
-            K.ColorJitter(
-                brightness=cj.brightness,
-                contrast=cj.contrast,
-                saturation=cj.saturation,
-                hue=cj.hue,
-                p=cj.prob,
-            )
-        )
-    if cfg.grayscale_prob > 0:
-        ops.append(K.RandomGrayscale(p=cfg.grayscale_prob))
-    if cfg.blur_prob > 0:
-        scale = max(cfg.size) / _REFERENCE_SIZE
-        lo, hi = cfg.blur_sigma
-        k = _blur_kernel_size(cfg.size)
-        ops.append(
-            K.RandomGaussianBlur(
-                kernel_size=(k, k), sigma=(lo * scale, hi * scale), p=cfg.blur_prob
-            )
-        )
-    if cfg.solarize_prob > 0:
-        ops.append(
-            K.RandomSolarize(thresholds=(0.5, 0.5), additions=(0.0, 0.0), p=cfg.solarize_prob)
-        )
-    ops.append(
-        K.Normalize(
-            mean=torch.tensor(cfg.mean, dtype=torch.float32),
-            std=torch.tensor(cfg.std, dtype=torch.float32),
-        )
-    )
-    return nn.Sequential(*ops)
+    def _constants(self, index: int, x: Tensor) -> Consts:
+        b, _, h, w = x.shape
+        key = (index, b, h, w, x.device)
+        consts = self._consts.get(key)
+        if consts is None:
+            consts = build_consts(self.plans[index], b, h, w, x.device)
+            self._consts[key] = consts
+            if len(self._consts) > _CACHE_SIZE * len(self.plans):
+                self._consts.popitem(last=False)
+        return consts
 
 
-def _blur_kernel_size(size: tuple[int, int]) -> int:
-    """Odd Gaussian blur kernel size of about 10% of the view size, at least 3."""
-    k = max(3, math.ceil(0.1 * max(size)))
-    return k if k % 2 == 1 else k + 1
+def _plans(recipe: tuple[ViewConfig, ...]) -> tuple[GroupPlan, ...]:
+    """One plan per view size: groups of the same size share their batched ops."""
+    rows: dict[tuple[int, int], tuple[list[ViewConfig], list[int]]] = {}
+    slot = 0
+    for cfg in recipe:
+        views, slots = rows.setdefault(tuple(cfg.size), ([], []))  # type: ignore[arg-type]
+        views.extend([cfg] * cfg.num_views)
+        slots.extend(range(slot, slot + cfg.num_views))
+        slot += cfg.num_views
+    return tuple(make_plan(size, v, s) for size, (v, s) in rows.items())
+
+
+def _run_group(plan: GroupPlan, x: Tensor, c: Consts, order: tuple[str, ...]) -> tuple[Tensor, ...]:
+    """All views of one plan: ``(B, 3, *plan.size)`` tensors in view order."""
+    rois, misc = ops.draw_params(c, x.device)
+    y = ops.crop(x, rois, plan.size)
+    p = dict(zip(plan.misc, ops.blend_misc(misc, c)))
+    for step in order:
+        y = _STEP_OPS[step](y, p[step], c)
+    if plan.gray:
+        y = ops.grayscale(y, p["gray"], c)
+    if plan.blur:
+        y = ops.gaussian_blur(y, p["sigma"], c)
+    if plan.solarize:
+        y = ops.solarize(y, p["solarize"], c)
+    y = ops.normalize(y, c)
+    return y.chunk(len(plan.views)) if len(plan.views) > 1 else (y,)
+
+
+_SCALARS: dict[float, Tensor] = {}
+
+
+def _scalar(value: float) -> Tensor:
+    """A float32 CPU scalar tensor: usable with tensors on any device, sets float32 math."""
+    if value not in _SCALARS:
+        _SCALARS[value] = torch.tensor(value, dtype=torch.float32)
+    return _SCALARS[value]

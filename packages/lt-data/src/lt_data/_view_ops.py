@@ -1,0 +1,124 @@
+"""Batched kernels of the view transform (private to ``lt_data._views``).
+
+Every function takes all views of a group at once, ``(K, 3, h, w)`` float images in
+``[0, 1]`` with per-row parameters of shape ``(K, 3, 1, 1)`` (or ``(K, 1, 1, 1)``), and runs a
+fixed handful of torch ops whatever ``K`` is. A row whose op is not applied gets the op's
+identity parameter (factor 1, hue shift 0, a unit impulse blur kernel), so no op needs a
+mask or an index of the selected rows.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from lt_data._view_plan import CANDIDATES, Consts
+
+
+def draw_params(c: Consts, device: torch.device) -> tuple[Tensor, Tensor]:
+    """All random parameters of a group: the roi boxes ``(K, 5)`` of the crops and the misc
+    parameters ``(K, 3, 1, M)`` of the columns of :attr:`GroupPlan.misc` (before
+    :func:`blend_misc`).
+
+    The boxes are ``[b, x1, y1, x2, y2]`` in units of the input width; ``x1 > x2`` flips.
+    """
+    k, _, _, r = c.off.shape
+    u = torch.rand((k, 1, CANDIDATES, r), device=device)
+    p = torch.addcmul(c.off, u, c.scale)
+    if c.lo is not None:
+        p.clamp_(c.lo, c.hi)
+    area, ell, corner, pos, misc = torch.split(p, c.split, dim=-1)
+    # Width and height of each candidate in pixels: sqrt(a * H * W * r), sqrt(a * H * W / r).
+    size = torch.addcmul(torch.xlogy(0.5, area), ell, c.sgn).exp_().round_()
+    valid = size <= c.full
+    if c.min_size is not None:
+        valid &= size >= c.min_size
+    # torchvision takes the first valid of its tries; the last candidate (fallback) always is.
+    first = valid.all(dim=(1, 3), keepdim=True).max(dim=2, keepdim=True).indices
+    # Rows [_, b], [x1, y1], [x2, y2] of the roi box: x1 = x + f * w with x = u * (W - w).
+    box = torch.lerp(pos, corner, size / c.full).take_along_dim(first, dim=2)
+    return box.as_strided((k, 5), (6, 1), 1), misc.take_along_dim(first, dim=2)
+
+
+def crop(x: Tensor, rois: Tensor, size: tuple[int, int]) -> Tensor:
+    """The ``(K, 3, *size)`` crops of ``x`` (``rois`` from :func:`draw_params`): one bilinear
+    sample per output pixel at its center, a resize without antialias."""
+    crops: Tensor = torch.ops.torchvision.roi_align(x, rois, float(x.shape[-1]), *size, 1, True)
+    return crops
+
+
+def blend_misc(misc: Tensor, c: Consts) -> tuple[Tensor, ...]:
+    """The ``(K, 3, 1, 1)`` parameters of the misc columns, the identity where a row's op is
+    not applied: each column is blended with its identity by the mask in column ``widx``."""
+    if c.widx.numel():
+        misc = torch.lerp(c.ident, misc, misc.index_select(-1, c.widx))
+    return torch.split(misc, 1, dim=-1)
+
+
+def brightness(x: Tensor, factor: Tensor, c: Consts) -> Tensor:
+    """torchvision's ``adjust_brightness``: ``clamp(factor * x, 0, 1)``."""
+    return x.mul_(factor).clamp_(0, 1)
+
+
+def contrast(x: Tensor, factor: Tensor, c: Consts) -> Tensor:
+    """torchvision's ``adjust_contrast``: blend with the mean of the grayscale image."""
+    return torch.lerp(_gray_mean(x, c), x, factor).clamp_(0, 1)
+
+
+def saturation(x: Tensor, factor: Tensor, c: Consts) -> Tensor:
+    """torchvision's ``adjust_saturation``: blend with the grayscale image."""
+    return torch.lerp(_gray(x, c), x, factor).clamp_(0, 1)
+
+
+def hue(x: Tensor, shift: Tensor, c: Consts) -> Tensor:
+    """torchvision's ``adjust_hue`` (rgb -> hsv, shift, hsv -> rgb) without an hsv image.
+
+    ``shift`` is ``n_c + 6 * hue_factor`` per channel (``n = 5, 3, 1``). With ``M``, ``m``
+    and ``C = M - m`` the max, min and chroma of a pixel and ``i`` its argmax channel, the
+    hue in sixths is ``h = 2 i + (x[i+1] - x[i+2]) / C`` and channel ``c`` of the result is
+    ``M - C * clamp(min(k, 4 - k), 0, 1)`` with ``k = (shift_c + h) mod 6``.
+    """
+    high, top = x.max(dim=1, keepdim=True)  # first max: r, then g, then b, as torchvision
+    low = x.amin(dim=1, keepdim=True)
+    chroma = (high - low).clamp_min_(1e-12)  # x[i+1] - x[i+2] is 0 where the chroma is 0
+    diff = torch.linalg.cross(x, c.ones, dim=1)  # x[c+1] - x[c+2] for every channel c
+    k = torch.add(shift, top, alpha=2).addcdiv_(diff.gather(1, top), chroma).remainder_(6)
+    return torch.lerp(high, low, torch.minimum(k, 4 - k).clamp_(0, 1))
+
+
+def grayscale(x: Tensor, mask: Tensor, c: Consts) -> Tensor:
+    """torchvision's ``rgb_to_grayscale`` (3 channels) where ``mask`` is 1."""
+    return torch.lerp(x, _gray(x, c), mask)
+
+
+def gaussian_blur(x: Tensor, sigma: Tensor, c: Consts) -> Tensor:
+    """Separable Gaussian blur with a per-row sigma and reflect padding (kornia's default)."""
+    k, ch, h, w = x.shape
+    kernel = torch.softmax(c.taps * sigma.pow(-2), dim=-1)  # (K, 3, 1, taps), normalized
+    pad = c.taps.shape[0] // 2
+    y = F.pad(x.view(1, k * ch, h, w), (pad, pad, pad, pad), mode="reflect")
+    y = F.conv2d(y, kernel.view(k * ch, 1, 1, -1), groups=k * ch)
+    y = F.conv2d(y, kernel.view(k * ch, 1, -1, 1), groups=k * ch)
+    return y.view(k, ch, h, w)
+
+
+def _gray(x: Tensor, c: Consts) -> Tensor:
+    """``(K, 1, h, w)`` grayscale, a weighted channel sum (an einsum: float32 matmul, where a
+    conv2d would use TF32 on Ampere GPUs by default)."""
+    return torch.einsum("kchw,oc->kohw", x, c.gray)
+
+
+def _gray_mean(x: Tensor, c: Consts) -> Tensor:
+    """``(K, 1, 1, 1)`` mean of the grayscale image."""
+    return torch.einsum("kchw,ocpq->kopq", x, c.mean)
+
+
+def solarize(x: Tensor, limit: Tensor, c: Consts) -> Tensor:
+    """Solarize with threshold 0.5 where ``limit`` is 1: ``min(x, limit - x)`` (2: identity)."""
+    return torch.minimum(x, limit - x)
+
+
+def normalize(x: Tensor, c: Consts) -> Tensor:
+    """``(x - mean) / std`` with each view's mean and std."""
+    return torch.addcmul(c.norm_bias, x, c.norm_scale)

@@ -1,0 +1,250 @@
+"""The static plan of a view group and its constant tables (private to ``lt_data._views``).
+
+All random parameters of a group come from one ``torch.rand`` tensor of shape
+``(K, 1, CANDIDATES, R)`` (``K = views * batch`` rows, view-major) that one
+``addcmul(off, u, scale)`` and one ``clamp(lo, hi)`` turn into values. The tables built here
+give each column its distribution. The ``1`` broadcasts to 3 rows: for the crop columns
+they are the rows of the roi box (``[_, b]``, ``[x1, y1]``, ``[x2, y2]``, in units of the
+input width), for the other ("misc") columns the RGB channels.
+
+* Crop: candidate ``j < TRIES`` is one of torchvision's ``RandomResizedCrop`` attempts
+  (area ``a``, log aspect ratio, position); the last candidate is its fallback, a constant.
+* A Bernoulli(``p``) mask is ``clamp(T - n, 0, 1)`` with ``n = 2**24 * u`` and
+  ``T = round(2**24 * p)``: ``torch.rand`` draws multiples of ``2**-24`` on the CPU, so
+  ``n`` is an integer and the mask exactly 0 or 1 (on CUDA, where ``u`` is finer, 1 row in
+  ``2**24`` gets a fractional mask).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from lt_core import ViewConfig
+
+# Reference resolution of ``ViewConfig.blur_sigma`` and of the ~10% blur kernel.
+REFERENCE_SIZE = 224
+TRIES = 10  # torchvision's RandomResizedCrop draws up to 10 candidates
+CANDIDATES = TRIES + 1  # ... and falls back to a central crop
+STEPS = ("brightness", "contrast", "saturation", "hue")
+SIGMA_DELTA = 1e-3  # blur sigma of rows that are not blurred: a unit impulse kernel
+GRAY = (0.2989, 0.587, 0.114)  # torchvision's rgb_to_grayscale weights
+_HUE_OFFSETS = (5.0, 3.0, 1.0)  # hsv -> rgb: channel c is V - C * tent((n_c + 6 h) mod 6)
+_N = float(2**24)
+A, ELL, GX, GY, UX, UY = range(6)  # the crop columns; the misc columns follow
+
+
+@dataclass(frozen=True)
+class GroupPlan:
+    """The views of one output size (several recipe groups may share it)."""
+
+    size: tuple[int, int]
+    views: tuple[ViewConfig, ...]  # the config of each view row, in order
+    slots: tuple[int, ...]  # position of each view in the transform's output
+    flip: bool
+    steps: tuple[str, ...]  # color jitter steps with a non-zero strength somewhere
+    gray: bool
+    blur: bool
+    solarize: bool
+
+    @property
+    def misc(self) -> tuple[str, ...]:
+        """Names of the misc columns, in order."""
+        lerp = ("one",) if self.steps or self.blur else ()
+        jitter = ("jitter", *self.steps) if self.steps else ()
+        return (
+            *lerp,
+            *jitter,
+            *(("gray",) if self.gray else ()),
+            *(("solarize",) if self.solarize else ()),
+            *(("blur", "sigma") if self.blur else ()),
+        )
+
+
+def make_plan(size: tuple[int, int], views: list[ViewConfig], slots: list[int]) -> GroupPlan:
+    def jitter(cfg: ViewConfig, step: str) -> float:
+        cj = cfg.color_jitter
+        return getattr(cj, step) if cj is not None and cj.prob > 0 else 0.0
+
+    return GroupPlan(
+        size=size,
+        views=tuple(views),
+        slots=tuple(slots),
+        flip=any(c.hflip_prob > 0 for c in views),
+        steps=tuple(s for s in STEPS if any(jitter(c, s) > 0 for c in views)),
+        gray=any(c.grayscale_prob > 0 for c in views),
+        blur=any(c.blur_prob > 0 for c in views),
+        solarize=any(c.solarize_prob > 0 for c in views),
+    )
+
+
+def blur_kernel_size(size: tuple[int, int]) -> int:
+    """Odd Gaussian blur kernel size of about 10% of the view size, at least 3."""
+    k = max(3, math.ceil(0.1 * max(size)))
+    return k if k % 2 == 1 else k + 1
+
+
+@dataclass(frozen=True)
+class Consts:
+    """The device tensors of one plan for one batch size and input size."""
+
+    off: Tensor  # (K, 3, CANDIDATES, R)
+    scale: Tensor  # (K, 3, CANDIDATES, R)
+    lo: Tensor | None  # (R,) clamp bounds, None when no column needs clamping
+    hi: Tensor | None
+    split: list[int]  # a, ell, (gx, gy), (ux, uy), misc
+    sgn: Tensor  # (2,) +1 for x, -1 for y
+    full: Tensor  # (2,) the input's width and height
+    min_size: Tensor | None  # (3, 1, 1) [0, 1, 1] where a try may round to 0 pixels, else None
+    ident: Tensor  # (3, 1, M) misc values of rows whose op is not applied
+    widx: Tensor  # (M,) misc column whose value is the lerp weight of each column
+    gray: Tensor  # (1, 3) grayscale weights
+    mean: Tensor  # (1, 3, 1, 1) grayscale weights / (h * w): the contrast's mean
+    ones: Tensor  # (1, 3, 1, 1)
+    taps: Tensor  # (k,) -t**2 / 2 of the blur taps
+    norm_scale: Tensor  # (K, 3, 1, 1)
+    norm_bias: Tensor  # (K, 3, 1, 1)
+
+
+def _fallback(cfg: ViewConfig, height: int, width: int) -> tuple[int, int]:
+    """torchvision's central-crop fallback size ``(w, h)``."""
+    lo, hi = min(cfg.crop_ratio), max(cfg.crop_ratio)
+    in_ratio = width / height
+    if in_ratio < lo:
+        return width, round(width / lo)
+    if in_ratio > hi:
+        return round(height * hi), height
+    return width, height
+
+
+def _center(full: int, crop: int) -> float:
+    """Position fraction ``u`` of the centered crop: ``u * (full - crop) = (full - crop) // 2``."""
+    return (full - crop) // 2 / (full - crop) if full > crop else 0.0
+
+
+def _crop_columns(t: Tensor, s: Tensor, cfg: ViewConfig, height: int, width: int) -> None:
+    """Fill the crop columns of one view's ``(3, CANDIDATES, R)`` tables ``t`` (offset), ``s``.
+
+    Size in pixels: ``w = round(exp(log(a * H * W) / 2 + ell))`` and ``h = round(exp(... -
+    ell))`` with ``ell`` half the log aspect ratio. Box in units of ``W``: ``x1 = x + f * w``,
+    ``x2 = x + (1 - f) * w`` with ``x = u * (W - w)`` and the flip ``f``; ``y1 = y``,
+    ``y2 = y + h``.
+    """
+    area, aspect = height * width, height / width
+    lo, hi = (math.log(r) for r in cfg.crop_ratio)
+    t[1:, :TRIES, A] = cfg.crop_scale[0] * area
+    s[1:, :TRIES, A] = (cfg.crop_scale[1] - cfg.crop_scale[0]) * area
+    t[1:, :TRIES, ELL], s[1:, :TRIES, ELL] = lo / 2, (hi - lo) / 2
+    s[1:, :TRIES, UX], s[1:, :TRIES, UY] = 1.0, aspect
+    w, h = _fallback(cfg, height, width)
+    t[1:, TRIES, A], t[1:, TRIES, ELL] = w * h, math.log(w / h) / 2
+    t[1:, TRIES, UX], t[1:, TRIES, UY] = _center(width, w), _center(height, h) * aspect
+    t[2, :, GX], t[2, :, GY] = 1.0, aspect
+    if cfg.hflip_prob > 0:  # f: a Bernoulli mask in row 1, 1 - f in row 2 (same uniform)
+        flip = round(cfg.hflip_prob * _N)
+        t[1, :, GX], s[1, :, GX] = flip, -_N
+        t[2, :, GX], s[2, :, GX] = 1 - flip, _N
+
+
+def _misc_columns(t: Tensor, s: Tensor, cfg: ViewConfig, plan: GroupPlan) -> None:
+    """Fill the misc columns of one view's tables (rows are the RGB channels)."""
+    cj = cfg.color_jitter if cfg.color_jitter is not None and cfg.color_jitter.prob > 0 else None
+    for i, name in enumerate(plan.misc, start=6):
+        prob = {
+            "jitter": cj.prob if cj is not None else 0.0,
+            "gray": cfg.grayscale_prob,
+            "blur": cfg.blur_prob,
+        }.get(name)
+        if name == "one":
+            t[..., i] = 1.0
+        elif prob is not None:
+            t[..., i], s[..., i] = round(prob * _N), (-_N if prob > 0 else 0.0)
+        elif name == "solarize":  # 1 (solarize: min(x, 1 - x)) or 2 (identity: min(x, 2 - x))
+            p = cfg.solarize_prob
+            t[..., i], s[..., i] = 2 - round(p * _N), (_N if p > 0 else 0.0)
+        elif name == "sigma":
+            ratio = max(plan.size) / REFERENCE_SIZE
+            lo, hi = cfg.blur_sigma
+            t[..., i], s[..., i] = lo * ratio, (hi - lo) * ratio
+        elif name == "hue":
+            h = cj.hue if cj is not None else 0.0
+            for c, n in enumerate(_HUE_OFFSETS):  # 6 * hue shift, plus the channel's offset
+                t[c, :, i], s[c, :, i] = n - 6 * h, 12 * h
+        else:  # brightness, contrast, saturation: torchvision's [max(0, 1 - x), 1 + x]
+            x = getattr(cj, name) if cj is not None else 0.0
+            t[..., i], s[..., i] = max(0.0, 1 - x), 1 + x - max(0.0, 1 - x)
+
+
+def build_consts(
+    plan: GroupPlan, batch: int, height: int, width: int, device: torch.device
+) -> Consts:
+    """The constant tables of ``plan`` for a ``(batch, 3, height, width)`` input."""
+    misc, views = plan.misc, len(plan.views)
+    t = torch.zeros(views, 3, CANDIDATES, 6 + len(misc), dtype=torch.float64)
+    s = torch.zeros_like(t)
+    for v, cfg in enumerate(plan.views):
+        _crop_columns(t[v], s[v], cfg, height, width)
+        _misc_columns(t[v], s[v], cfg, plan)
+    t, s = t.repeat_interleave(batch, 0), s.repeat_interleave(batch, 0)
+    t[:, 0, :, UY] = (torch.arange(views * batch) % batch).to(t)[:, None]  # roi batch index
+    lo, hi = _bounds(plan)
+    weight = {s: "jitter" for s in STEPS} | {"sigma": "blur"}
+    ident = torch.tensor([SIGMA_DELTA if n == "sigma" else 1.0 for n in misc]).repeat(3, 1, 1)
+    if "hue" in misc:
+        ident[:, 0, misc.index("hue")] = torch.tensor(_HUE_OFFSETS)
+    gray = torch.tensor(GRAY, dtype=torch.float64)
+    mean = torch.tensor([c.mean for c in plan.views], dtype=torch.float64).view(-1, 3, 1, 1)
+    std = torch.tensor([c.std for c in plan.views], dtype=torch.float64).view(-1, 3, 1, 1)
+    k = blur_kernel_size(plan.size)
+
+    def dev(x: Tensor) -> Tensor:
+        return x.to(device=device, dtype=torch.float32)
+
+    return Consts(
+        off=dev(t),
+        scale=dev(s),
+        lo=dev(lo) if torch.isfinite(lo).any() else None,
+        hi=dev(hi) if torch.isfinite(lo).any() else None,
+        split=[1, 1, 2, 2, len(misc)],
+        sgn=dev(torch.tensor([1.0, -1.0])),
+        full=dev(torch.tensor([float(width), float(height)])),
+        min_size=dev(torch.tensor([0.0, 1.0, 1.0]).view(3, 1, 1))
+        if _may_round_to_zero(plan, height, width)
+        else None,
+        ident=dev(ident),
+        widx=torch.tensor(
+            [misc.index(weight.get(n, "one")) for n in misc] if "one" in misc else [],
+            dtype=torch.long,
+            device=device,
+        ),
+        gray=dev(gray.view(1, 3)),
+        mean=dev(gray.view(1, 3, 1, 1) / (plan.size[0] * plan.size[1])),
+        ones=dev(torch.ones(1, 3, 1, 1)),
+        taps=dev(-((torch.arange(k, dtype=torch.float64) - k // 2) ** 2) / 2),
+        norm_scale=dev((1 / std).repeat_interleave(batch, 0)),
+        norm_bias=dev((-mean / std).repeat_interleave(batch, 0)),
+    )
+
+
+def _bounds(plan: GroupPlan) -> tuple[Tensor, Tensor]:
+    """Clamp bounds of the columns: [0, 1] for masks, [1, 2] for the solarize limit."""
+    names = ("a", "ell", "gx", "gy", "ux", "uy", *plan.misc)
+    lo = torch.full((len(names),), -math.inf, dtype=torch.float64)
+    hi = torch.full((len(names),), math.inf, dtype=torch.float64)
+    for i, name in enumerate(names):
+        if name in ("jitter", "gray", "blur") or (name == "gx" and plan.flip):
+            lo[i], hi[i] = 0.0, 1.0
+        elif name == "solarize":
+            lo[i], hi[i] = 1.0, 2.0
+    return lo, hi
+
+
+def _may_round_to_zero(plan: GroupPlan, height: int, width: int) -> bool:
+    """Whether a try's width or height may round to 0 pixels (torchvision rejects it)."""
+    return any(
+        height * width * c.crop_scale[0] / max(*c.crop_ratio, *(1 / r for r in c.crop_ratio)) < 0.25
+        for c in plan.views
+    )
