@@ -1,5 +1,6 @@
 """Run the lightly-train CLI with a fault: this process SIGKILLs itself halfway through
-writing the N-th checkpoint or the export, as a power cut or an OOM killer would.
+writing the N-th checkpoint or the N-th export (one at each epoch end and one at the end),
+as a power cut or an OOM killer would.
 
 Usage: python _fault_injection.py {checkpoint|export} N train key=value ...
 """
@@ -14,12 +15,12 @@ from typing import IO, Any
 
 import torch
 
-from lt_train import _atomic, _checkpoint, _train
+from lt_train import _atomic, _checkpoint, _loop
 
 
 def main() -> int:
     target, n, args = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
-    module: Any = _checkpoint if target == "checkpoint" else _train
+    module: Any = _checkpoint if target == "checkpoint" else _loop
     original = module.atomic_torch_save
     calls = 0
 

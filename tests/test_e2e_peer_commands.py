@@ -30,6 +30,14 @@ FAST = {
     "transform_args.image_size": "[32,32]",
 }
 
+FAST_API = {
+    "epochs": 1,
+    "batch_size": 8,
+    "accelerator": "cpu",
+    "num_workers": 0,
+    "progress_bar": False,
+}
+
 PRETRAIN = [
     'lightly-train pretrain out="out/my_experiment" data="my_data_dir" model="torchvision/resnet18"',
     'lightly-train pretrain out="out/my_experiment" data=\'["image2.jpg", "image3.jpg", "my_data_dir"]\' model="torchvision/resnet18"',
@@ -109,11 +117,7 @@ def test_documented_python_calls_run_unchanged(docs_folder: Path) -> None:
         data="my_data_dir",
         model="torchvision/resnet18",
         method="simclr",
-        epochs=1,
-        batch_size=8,
-        accelerator="cpu",
-        num_workers=0,
-        progress_bar=False,
+        **FAST_API,  # type: ignore[arg-type]
         loggers={"jsonl": {"flush_logs_every_n_steps": 10}, "tensorboard": None},
         callbacks={
             "model_export": {"every_n_epochs": 3},
@@ -164,11 +168,7 @@ def test_documented_python_calls_run_unchanged(docs_folder: Path) -> None:
         data="my_data_dir",
         model="torchvision/resnet18",
         checkpoint="out/my_experiment/exported_models/exported_last.pt",
-        epochs=1,
-        batch_size=8,
-        accelerator="cpu",
-        num_workers=0,
-        progress_bar=False,
+        **FAST_API,  # type: ignore[arg-type]
         method="dino",
         transform_args={
             "image_size": (32, 32),
