@@ -161,7 +161,8 @@ def _first_batches(
     except LightlyTrainError as e:
         error = e
     if fabric.world_size > 1:
-        failed = fabric.all_reduce(torch.tensor(float(error is not None)), reduce_op="sum")
+        flag = torch.tensor(float(error is not None), device=fabric.device)  # NCCL: on the GPU
+        failed = fabric.all_reduce(flag, reduce_op="sum")
         if error is None and float(failed) > 0:
             error = LightlyTrainError("Another process could not read any image; see its error.")
     if error is not None:
