@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 import torch
-from torch import Tensor, nn
+from _tiny import Tiny
+from torch import Tensor
 
 from lt_core import ConfigError, EmbeddingModel
 from lt_data import decode_image, make_shards
@@ -23,26 +24,6 @@ from lt_train._export_source import Source, run_image_size, run_normalization
 QUICKSTART = Path(__file__).resolve().parents[3] / "docs" / "quickstart_data"
 MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
 STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
-
-
-class Tiny(nn.Module):
-    """A small convnet wrapper (as in tests/_wrappers.py)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.net = nn.Sequential(nn.Conv2d(3, 8, 3, stride=2), nn.BatchNorm2d(8), nn.ReLU())
-
-    def get_model(self) -> nn.Module:
-        return self.net
-
-    def forward_features(self, x: Tensor) -> dict[str, Tensor]:
-        return {"features": self.net(x)}
-
-    def forward_pool(self, x: dict[str, Tensor]) -> dict[str, Tensor]:
-        return {"pooled_features": x["features"].mean((2, 3), keepdim=True)}
-
-    def feature_dim(self) -> int:
-        return 8
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import torch
+from _tiny import Tiny
 from torch import Tensor, nn
 
 from lt_core import ConfigError, EmbeddingModel
@@ -19,27 +20,6 @@ from lt_train._export import export
 
 QUICKSTART = Path(__file__).resolve().parents[3] / "docs" / "quickstart_data"
 PARTS = ("model", "embedding_model", "wrapped_model")
-
-
-class Tiny(nn.Module):
-    """A small convnet wrapper (as in tests/_wrappers.py)."""
-
-    def __init__(self, channels: int = 8) -> None:
-        super().__init__()
-        self.net = nn.Sequential(nn.Conv2d(3, channels, 3, stride=2), nn.BatchNorm2d(channels))
-        self.channels = channels
-
-    def get_model(self) -> nn.Module:
-        return self.net
-
-    def forward_features(self, x: Tensor) -> dict[str, Tensor]:
-        return {"features": torch.relu(self.net(x))}
-
-    def forward_pool(self, x: dict[str, Tensor]) -> dict[str, Tensor]:
-        return {"pooled_features": x["features"].mean((2, 3), keepdim=True)}
-
-    def feature_dim(self) -> int:
-        return self.channels
 
 
 # The same wrapper as a module of its own, so a run can name it "module:Class".

@@ -8,32 +8,14 @@ from pathlib import Path
 
 import pytest
 import torch
+from _tiny import Tiny
 from PIL import Image
-from torch import Tensor, nn
 
 from lt_core import ConfigError
 from lt_train import TrainConfig, train
 from lt_train._callbacks import RunCallbacks
 from lt_train._run_args import CallbackArgs, EarlyStoppingArgs
 from lt_train._setup import auto_epochs
-
-
-class Tiny(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.net = nn.Sequential(nn.Conv2d(3, 8, 3, stride=2), nn.BatchNorm2d(8), nn.ReLU())
-
-    def get_model(self) -> nn.Module:
-        return self.net
-
-    def forward_features(self, x: Tensor) -> dict[str, Tensor]:
-        return {"features": self.net(x)}
-
-    def forward_pool(self, x: dict[str, Tensor]) -> dict[str, Tensor]:
-        return {"pooled_features": x["features"].mean((2, 3), keepdim=True)}
-
-    def feature_dim(self) -> int:
-        return 8
 
 
 @pytest.fixture(scope="module")

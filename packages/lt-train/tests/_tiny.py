@@ -1,0 +1,27 @@
+"""The small convnet wrapper that the lt-train tests train (as in tests/_wrappers.py)."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+
+class Tiny(nn.Module):
+    """Conv + batch norm, ReLU in ``forward_features``; ``channels`` features."""
+
+    def __init__(self, channels: int = 8) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Conv2d(3, channels, 3, stride=2), nn.BatchNorm2d(channels))
+        self.channels = channels
+
+    def get_model(self) -> nn.Module:
+        return self.net
+
+    def forward_features(self, x: Tensor) -> dict[str, Tensor]:
+        return {"features": torch.relu(self.net(x))}
+
+    def forward_pool(self, x: dict[str, Tensor]) -> dict[str, Tensor]:
+        return {"pooled_features": x["features"].mean((2, 3), keepdim=True)}
+
+    def feature_dim(self) -> int:
+        return self.channels
