@@ -62,8 +62,13 @@ def test_train_on_shards_counts_samples_and_skips_bad_ones(shards: str, tmp_path
     assert "bad.jpg" in log and "no image member" in log
 
 
-def test_shards_ctrl_c_then_resume_replays_the_stream_exactly(shards: str, tmp_path: Path) -> None:
-    options = {**FAST, "epochs": 2, "checkpoint_every_n_steps": 100}
+@pytest.mark.parametrize("cache", ["none", "ram"])
+def test_shards_ctrl_c_then_resume_replays_the_stream_exactly(
+    shards: str, tmp_path: Path, cache: str
+) -> None:
+    """Without a cache the stream is replayed to the step; with one, the first epoch's
+    stream is decoded into the cache again and the second epoch deals the same batches."""
+    options = {**FAST, "epochs": 2, "checkpoint_every_n_steps": 100, "data_cache": cache}
     torch.manual_seed(0)
     ref = lightly_train.train(out=tmp_path / "ref", data=shards, model=CtrlC(at=-1), **options)  # type: ignore[arg-type]
     out = tmp_path / "out"
@@ -76,7 +81,11 @@ def test_shards_ctrl_c_then_resume_replays_the_stream_exactly(shards: str, tmp_p
     losses = {r["step"]: r["loss"] for r in _records(out) if "loss" in r}
     assert losses == {r["step"]: r["loss"] for r in _records(ref) if "loss" in r}
     assert len(losses) >= 12
-    assert "Skipping 3 batches of the stream" in (out / "train.log").read_text()
+    log = (out / "train.log").read_text()
+    if cache == "none":
+        assert "Skipping 3 batches of the stream" in log
+    else:
+        assert "Refilling the data cache" in log and "Skipping" not in log
 
 
 def test_two_process_cpu_ddp_on_shards(shards: str, tmp_path: Path) -> None:

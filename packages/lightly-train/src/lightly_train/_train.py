@@ -51,6 +51,9 @@ def train(
     gradient_accumulation_steps: int = 1,
     epoch_size: int | None = None,
     shuffle_buffer: int = 1000,
+    data_cache: Literal["auto", "none", "ram", "device"] = "auto",
+    decode: Literal["auto", "cpu", "gpu"] = "auto",
+    decode_size: int | Literal["auto"] = "auto",
     checkpoint_every_n_steps: int | None = None,
     checkpoint_keep: int | None = None,
     resume_interrupted: bool = False,
@@ -141,6 +144,22 @@ def train(
             local shards from their tar headers (remote shards need it).
         shuffle_buffer: Samples in the shuffle buffer of a WebDataset source (the shard
             order is shuffled too); 0 reads the shards in order.
+        data_cache: Keep the decoded images in memory after the first epoch, so later
+            epochs skip reading and decoding: ``"ram"`` (host memory), ``"device"`` (the
+            GPU's memory; on the CPU the same as ``"ram"``), ``"none"``, or ``"auto"``: a
+            cache where it fits (device: 25% of the free GPU memory, ram: 50% of the
+            available host memory, shared by the processes of a machine) and the run has
+            more than one epoch; the log says which. Each process caches its own share, so
+            from the second epoch on each process shuffles within its share.
+        decode: Where JPEGs are decoded: ``"cpu"`` (PIL in the loader workers), ``"gpu"``
+            (the workers read the bytes, nvjpeg decodes whole batches on the GPU; other
+            formats and files nvjpeg rejects fall back to PIL), or ``"auto"``, which
+            picks ``"cpu"`` for now (GPU decoding is opt-in until it is benchmarked).
+        decode_size: Side in pixels at which images are decoded (center crop of a square);
+            the random crops are cut from it. ``"auto"``: large enough that the smallest
+            crop keeps the source's detail, bounded by twice the image size and by the
+            typical size of the source images (sampled before training), at least the
+            image size.
         checkpoint_every_n_steps: Write ``checkpoints/last.ckpt`` every this many steps,
             besides each epoch end (short for
             ``callbacks.model_checkpoint.every_n_train_steps``, default 1000).

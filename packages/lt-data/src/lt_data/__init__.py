@@ -5,13 +5,22 @@ Workers read and decode images to fixed-size uint8 tensors, from files
 (:class:`WebImageDataset`, written by :func:`make_shards`), batched by
 :func:`collate_images`; the batch then goes to the accelerator, where the module of
 :func:`build_view_transform` makes the views of a method's recipe in a few batched
-kernels (all random parameters of a view group drawn at once on the device).
+kernels (all random parameters of a view group drawn at once on the device). An
+:class:`ImageCache` keeps the decoded images in host or device memory after the first
+epoch, so later epochs skip reading and decoding.
 """
 
+from lt_data._cache import ImageCache, available_host_memory
 from lt_data._dataset import ImageDataset, collate_images
 from lt_data._decode import decode_image
 from lt_data._filelist import FileList
 from lt_data._files import IMAGE_EXTENSIONS, list_image_files
+from lt_data._resolution import (
+    MAX_DECODE_FACTOR,
+    decode_size_for,
+    probe_short_side,
+    resolve_decode_size,
+)
 from lt_data._shardlist import count_samples, is_webdataset_source, list_shards
 from lt_data._shards import ShardStats, make_shards
 from lt_data._views import build_view_transform
@@ -21,16 +30,22 @@ __version__ = "0.1.0"
 
 __all__ = [
     "IMAGE_EXTENSIONS",
+    "MAX_DECODE_FACTOR",
     "FileList",
+    "ImageCache",
     "ImageDataset",
     "ShardStats",
     "WebImageDataset",
+    "available_host_memory",
     "build_view_transform",
     "collate_images",
     "count_samples",
     "decode_image",
+    "decode_size_for",
     "is_webdataset_source",
     "list_image_files",
     "list_shards",
     "make_shards",
+    "probe_short_side",
+    "resolve_decode_size",
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,8 +14,15 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from lt_core import ConfigError, EmbeddingModel
-from lt_data import ImageDataset, WebImageDataset, build_view_transform, collate_images
+from lt_data import (
+    ImageCache,
+    ImageDataset,
+    WebImageDataset,
+    build_view_transform,
+    collate_images,
+)
 from lt_methods import Method
+from lt_train._data_cache import make_cache, resolve_cache
 from lt_train._optim import build_optimizer
 from lt_train._sampler import ResumableSampler
 from lt_train._setup import Plan
@@ -38,10 +45,57 @@ class Components:
     micro_batch: int  # images per process per forward/backward
     accumulation: int  # micro-batches per optimizer step
     steps_per_epoch: int  # optimizer steps
+    cache: ImageCache | None = None  # data_cache: the decoded images of this process
+    cache_mode: str = "none"
+    seed: int = 0
+    rank: int = 0
 
     @property
     def unwrapped(self) -> Method:
         return self.method.module if hasattr(self.method, "module") else self.method  # type: ignore[no-any-return]
+
+    def epoch_images(
+        self, epoch: int, start_step: int, filler: Callable[[dict[str, Any]], torch.Tensor]
+    ) -> Iterator[torch.Tensor]:
+        """The full micro-batches of ``epoch`` from optimizer step ``start_step`` on: from
+        the cache once it is filled, else from the loader (through ``filler``, which
+        skips bad images), kept in the cache on the way."""
+        cache = self.cache
+        if cache is not None and cache.sealed:
+            return cache.batches(
+                self.micro_batch,
+                self.steps_per_epoch * self.accumulation,
+                seed=_cache_seed(self.seed, epoch, self.rank),
+                start=start_step * self.accumulation,
+            )
+        images = (filler(b) for b in self.epoch_batches(epoch, start_step))
+        return images if cache is None else _kept(images, cache)
+
+    def end_epoch(self) -> None:
+        """An epoch ran to its end: a cache filled in it is complete."""
+        if self.cache is not None and self.cache.count > 0:
+            self.cache.seal()
+
+    def prefill_cache(self, epoch: int, step_in_epoch: int, filler: Any) -> None:
+        """A resumed run refills the cache with what the interrupted run had cached by
+        then (the first epoch up to where it stopped), in the same order, so it draws the
+        same batches; ``filler`` must not log or count (those images were counted)."""
+        if self.cache is None or (epoch == 0 and step_in_epoch == 0):
+            return
+        steps = self.steps_per_epoch if epoch > 0 else step_in_epoch
+        logger.info(
+            "Refilling the data cache: decoding %d images of the first epoch again.",
+            steps * self.accumulation * self.micro_batch,
+        )
+        batches = self.epoch_batches(0, 0)
+        for _ in range(steps * self.accumulation):
+            batch = next(batches, None)
+            if batch is None:
+                break
+            self.cache.add(filler(batch))
+        del batches  # stops the workers
+        if epoch > 0:
+            self.cache.seal()
 
     def epoch_batches(self, epoch: int, start_step: int = 0) -> Iterator[dict[str, Any]]:
         """The loader's batches of ``epoch`` from optimizer step ``start_step`` on.
@@ -62,6 +116,17 @@ class Components:
         for _ in range(skip):
             next(batches, None)
         return batches
+
+
+def _kept(images: Iterator[torch.Tensor], cache: ImageCache) -> Iterator[torch.Tensor]:
+    for batch in images:
+        cache.add(batch)
+        yield batch
+
+
+def _cache_seed(seed: int, epoch: int, rank: int) -> int:
+    """The seed of a cached epoch's order: distinct per epoch and process."""
+    return (seed * 1_000_003 + epoch) * 65_537 + rank
 
 
 def _ignore_stop_signals(worker_id: int) -> None:
@@ -99,7 +164,7 @@ def build_components(fabric: Fabric, plan: Plan) -> Components:
     if plan.streaming:
         dataset = WebImageDataset(
             plan.files,
-            plan.image_size,
+            plan.decode_size,
             shuffle_buffer=config.shuffle_buffer,
             # Counted shards: one pass an epoch, every sample once (readers end unevenly, and
             # the epoch ends with the first). A given epoch_size: a quota, shards reread.
@@ -112,7 +177,7 @@ def build_components(fabric: Fabric, plan: Plan) -> Components:
         steps_per_epoch = _stream_steps(per_rank, max(1, plan.num_workers), micro_batch)
         steps_per_epoch //= accumulation
     else:
-        dataset = ImageDataset(plan.files, plan.image_size)
+        dataset = ImageDataset(plan.files, plan.decode_size)
         # The sampler counts in optimizer steps (all micro-batches of a step), so a resumed
         # run can start at any step of an epoch.
         sampler = ResumableSampler(
@@ -130,9 +195,21 @@ def build_components(fabric: Fabric, plan: Plan) -> Components:
             f"of {micro_batch} by each of {max(1, plan.num_workers)} workers). Lower "
             "batch_size or num_workers, or add images."
         )
+    capacity = steps_per_epoch * per_process
+    decode = plan.decode_size
+    cache_mode = resolve_cache(
+        config.data_cache,
+        device=fabric.device,
+        nbytes=ImageCache.nbytes(capacity, (3, *decode)),
+        local_processes=max(1, fabric.world_size // max(1, config.num_nodes)),
+        epochs=plan.epochs,
+        quota_stream=plan.streaming and config.epoch_size is not None,
+        resumed=(plan.resume or {}).get("data_cache"),
+    )
+    cache = make_cache(cache_mode, capacity, (3, *decode), fabric.device)
     loader = DataLoader(  # type: ignore[call-overload]
         dataset,
-        **{**_loader_options(plan), **(config.loader_args or {})},
+        **{**_loader_options(plan, cached=cache is not None), **(config.loader_args or {})},
         batch_size=micro_batch,
         sampler=sampler,
         drop_last=plan.streaming,  # (files: the sampler already yields whole steps)
@@ -156,16 +233,21 @@ def build_components(fabric: Fabric, plan: Plan) -> Components:
         micro_batch=micro_batch,
         accumulation=accumulation,
         steps_per_epoch=steps_per_epoch,
+        cache=cache,
+        cache_mode=cache_mode,
+        seed=config.seed,
+        rank=fabric.global_rank,
     )
 
 
-def _loader_options(plan: Plan) -> dict[str, Any]:
+def _loader_options(plan: Plan, cached: bool) -> dict[str, Any]:
     """DataLoader options that ``loader_args`` may override."""
     workers = plan.num_workers
     return {
         "pin_memory": plan.accelerator == "cuda",
-        # A stream's workers must restart each epoch to see its new shard order.
-        "persistent_workers": workers > 0 and not plan.streaming,
+        # A stream's workers must restart each epoch to see its new shard order; with a
+        # cache the loader is read in one epoch only, and its workers should then end.
+        "persistent_workers": workers > 0 and not plan.streaming and not cached,
         # At least 8 batches in flight, so a slow image does not stall the step.
         "prefetch_factor": max(2, -(-8 // workers)) if workers > 0 else None,
     }

@@ -118,6 +118,9 @@ class TrainConfig:
     gradient_accumulation_steps: int = 1
     epoch_size: int | None = None
     shuffle_buffer: int = 1000
+    data_cache: Literal["auto", "none", "ram", "device"] = "auto"
+    decode: Literal["auto", "cpu", "gpu"] = "auto"
+    decode_size: int | Literal["auto"] = "auto"
     checkpoint_every_n_steps: int | None = None
     checkpoint_keep: int | None = None
     resume_interrupted: bool = False
@@ -155,6 +158,8 @@ class TrainConfig:
             raise ConfigError(
                 f"shuffle_buffer must be >= 0 (0 keeps the shard order), got {self.shuffle_buffer}."
             )
+        if isinstance(self.decode_size, int) and self.decode_size < 1:
+            raise ConfigError(f"decode_size must be >= 1 or 'auto', got {self.decode_size}.")
         optims = ("auto", *OPTIMIZER_NAMES)
         if self.optim not in optims:
             raise ConfigError(

@@ -98,7 +98,7 @@ def fit(
         started = time.perf_counter() - progress.train_time_s
         for epoch in range(progress.epoch, plan.epochs):
             if batches is None:
-                batches = (filler(b) for b in parts.epoch_batches(epoch))
+                batches = parts.epoch_images(epoch, 0, filler)
             method.train()
             epoch_loss = torch.zeros((), device=fabric.device)
             epoch_steps = 0
@@ -176,6 +176,7 @@ def fit(
                         _interrupt_message(received, progress, run), received, str(run.root)
                     )
             batches = None
+            parts.end_epoch()
             progress.epoch += 1
             progress.step_in_epoch = 0
             progress.train_time_s = time.perf_counter() - started
@@ -314,6 +315,7 @@ def _save(
             "rng": rng,
             "run": plan.fingerprint,
             "model_prefix": _model_prefix(parts.unwrapped, plan.wrapper),
+            "data_cache": parts.cache_mode,
         }
         if options.save_weights_only:  # not resumable: for checkpoint= only
             for key in ("optimizer", "precision", "rng"):

@@ -12,7 +12,14 @@ import torch
 from torch import nn
 
 from lt_core import ConfigError, DataError, ViewConfig, from_dict, to_dict
-from lt_data import count_samples, is_webdataset_source, list_image_files, list_shards
+from lt_data import (
+    count_samples,
+    is_webdataset_source,
+    list_image_files,
+    list_shards,
+    probe_short_side,
+    resolve_decode_size,
+)
 from lt_methods import DEFAULT_METHOD, Method, get_method
 from lt_train._checkpoint import (
     CHECKPOINT_FORMAT,
@@ -52,6 +59,7 @@ class Plan:
     wrapper: nn.Module
     recipe: list[ViewConfig]
     image_size: tuple[int, int]
+    decode_size: tuple[int, int]  # the images are decoded at this size, crops cut from it
     accelerator: str
     precision: str
     num_workers: int
@@ -74,6 +82,7 @@ class Plan:
             "precision": self.precision,
             "num_workers": self.num_workers,
             "num_images": self.num_images,
+            "decode_size": list(self.decode_size),
             "epochs": self.epochs,
             "source": f"{len(self.files)} WebDataset shards" if self.streaming else "files",
             "memory_format": str(self.memory_format).removeprefix("torch."),
@@ -241,6 +250,7 @@ def plan_run(config: TrainConfig) -> Plan:
         wrapper=wrapper,
         recipe=recipe,
         image_size=(int(image_size[0]), int(image_size[1])),
+        decode_size=_decode_size(config, recipe, (int(image_size[0]), int(image_size[1])), files),
         accelerator=accelerator,
         precision=precision,
         num_workers=_num_workers(config.num_workers, config.devices, accelerator),
@@ -254,6 +264,26 @@ def plan_run(config: TrainConfig) -> Plan:
         resume=resume,
         init_weights=init_weights,
     )
+
+
+def _decode_size(
+    config: TrainConfig, recipe: list[ViewConfig], image_size: tuple[int, int], files: Any
+) -> tuple[int, int]:
+    """The size the images are decoded at (``decode_size``), logged with the reason."""
+    streaming = is_webdataset_source(config.data)
+    side = probe_short_side(files, streaming) if config.decode_size == "auto" else None
+    size = resolve_decode_size(config.decode_size, recipe, image_size, side)
+    if size == image_size:
+        why = "the image size"
+        if config.decode_size == "auto" and side is not None and side < 1.05 * min(image_size):
+            why += f": the source images are about {side:.0f} px, larger adds no detail"
+    elif config.decode_size == "auto":
+        sources = f", sources about {side:.0f} px" if side else ""
+        why = f"auto: the smallest crops keep their detail, within 2x the image size{sources}"
+    else:
+        why = "decode_size"
+    logger.info("Decoding the images at %dx%d (%s).", size[0], size[1], why)
+    return size
 
 
 #: ``epochs="auto"`` aims at this many optimizer steps, within the epoch bounds below.

@@ -110,6 +110,9 @@ def _run(fabric: Fabric, plan: Plan, run: RunDir, log: RunLog) -> None:
     fabric.seed_everything(config.seed, workers=True)
     parts = build_components(fabric, plan)
     progress = Progress.from_checkpoint(plan.resume)
+    # Before the RNG states are restored: refilling may draw stand-ins for bad images.
+    quiet = BatchFiller(parts.dataset, parts.micro_batch, log=False)
+    parts.prefill_cache(progress.epoch, progress.step_in_epoch, quiet)
     # Distinct augmentations per process; a resumed run continues each process's streams.
     fabric.seed_everything(config.seed + fabric.global_rank, workers=True)
     if plan.resume is not None:
@@ -152,12 +155,11 @@ def _first_batches(
 ) -> Any:
     """The image batches of the first epoch to train, with the first one already read:
     a dataset without any readable image fails here, before the out folder is touched."""
-    batches = parts.epoch_batches(progress.epoch, progress.step_in_epoch)
+    batches = parts.epoch_images(progress.epoch, progress.step_in_epoch, filler)
     error: BaseException | None = None
     images: torch.Tensor | None = None
     try:
-        batch = next(batches, None)
-        images = filler(batch) if batch is not None else None
+        images = next(batches, None)
     except LightlyTrainError as e:
         error = e
     if fabric.world_size > 1:
@@ -171,8 +173,7 @@ def _first_batches(
     def chain() -> Any:
         if images is not None:
             yield images
-        for batch in batches:
-            yield filler(batch)
+        yield from batches
 
     return chain()
 

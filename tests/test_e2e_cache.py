@@ -1,0 +1,79 @@
+"""data_cache: the first epoch decodes, later epochs read no file; resume stays exact."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from _wrappers import CtrlC
+from conftest import QUICKSTART_DATA
+
+import lightly_train
+from lt_core import TrainingInterrupted
+from lt_data import ImageDataset
+
+OPTIONS = {
+    "epochs": 3,
+    "batch_size": 32,
+    "num_workers": 0,
+    "accelerator": "cpu",
+    "progress_bar": False,
+    "log_every_n_steps": 1,
+    "checkpoint_every_n_steps": 100,
+    "transform_args": {"image_size": [32, 32]},
+}
+
+
+def _losses(out: Path) -> dict[int, float]:
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    return {r["step"]: r["loss"] for r in records if "loss" in r}
+
+
+def test_cached_epochs_read_no_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    reads: list[int] = []
+    original = ImageDataset.__getitem__
+
+    def counted(self: ImageDataset, index: int) -> object:
+        reads.append(index)
+        return original(self, index)
+
+    monkeypatch.setattr(ImageDataset, "__getitem__", counted)
+    for mode, expected in (("ram", 1), ("none", 3)):
+        reads.clear()
+        torch.manual_seed(0)
+        out = lightly_train.train(
+            out=tmp_path / mode,
+            data=QUICKSTART_DATA,
+            model=CtrlC(at=-1),
+            data_cache=mode,
+            **OPTIONS,
+        )  # type: ignore[arg-type]
+        assert len(reads) == expected * 9 * 32  # 300 images: 9 steps of 32 an epoch
+        assert len(_losses(out)) == 27
+        log = (out / "train.log").read_text()
+        assert f"Data cache: {mode}" in log or mode == "none"
+    assert len(set(reads)) > 288  # without a cache each epoch draws another 288 of the 300
+
+
+def test_interrupt_in_the_fill_epoch_then_resume_is_exact(tmp_path: Path) -> None:
+    """The resumed run decodes the first epoch's images again, in the same order, so the
+    cached epochs deal the same batches as in an uninterrupted run."""
+    options = {**OPTIONS, "data_cache": "ram"}
+    torch.manual_seed(0)
+    ref = lightly_train.train(
+        out=tmp_path / "ref", data=QUICKSTART_DATA, model=CtrlC(at=-1), **options
+    )  # type: ignore[arg-type]
+    out = tmp_path / "out"
+    torch.manual_seed(0)
+    with pytest.raises(TrainingInterrupted, match="at step 5 of 27"):
+        lightly_train.train(out=out, data=QUICKSTART_DATA, model=CtrlC(at=5), **options)  # type: ignore[arg-type]
+    lightly_train.train(
+        out=out, data=QUICKSTART_DATA, model=CtrlC(at=-1), resume_interrupted=True, **options
+    )  # type: ignore[arg-type]
+    assert _losses(out) == _losses(ref)
+    assert "Refilling the data cache: decoding 160 images" in (out / "train.log").read_text()
+    ours = torch.load(out / "exported_models" / "exported_last.pt", weights_only=True)
+    theirs = torch.load(ref / "exported_models" / "exported_last.pt", weights_only=True)
+    assert all(torch.equal(ours[k], theirs[k]) for k in theirs)
