@@ -13,6 +13,7 @@ epoch, so later epochs skip reading and decoding.
 from lt_data._cache import ImageCache, available_host_memory
 from lt_data._dataset import ImageDataset, collate_images
 from lt_data._decode import decode_image
+from lt_data._device_decode import DeviceDecoder, sample_image
 from lt_data._filelist import FileList
 from lt_data._files import IMAGE_EXTENSIONS, list_image_files
 from lt_data._resolution import (
@@ -31,6 +32,7 @@ __version__ = "0.1.0"
 __all__ = [
     "IMAGE_EXTENSIONS",
     "MAX_DECODE_FACTOR",
+    "DeviceDecoder",
     "FileList",
     "ImageCache",
     "ImageDataset",
@@ -48,4 +50,5 @@ __all__ = [
     "make_shards",
     "probe_short_side",
     "resolve_decode_size",
+    "sample_image",
 ]

@@ -90,7 +90,9 @@ class ImageCache:
             )
         room = min(len(images), self.capacity - self.count)
         if room > 0:
-            self.images[self.count : self.count + room].copy_(images[:room], non_blocking=True)
+            # Asynchronous only towards a GPU (a copy into host memory must be done when read).
+            target = self.images[self.count : self.count + room]
+            target.copy_(images[:room], non_blocking=target.device.type != "cpu")
             self.count += room
 
     def seal(self) -> None:

@@ -11,6 +11,7 @@ from torch.utils.data import Dataset, default_collate
 
 from lt_core import DataError
 from lt_data._decode import check_image_size, decode_image_unchecked
+from lt_data._device_decode import read_encoded
 from lt_data._filelist import FileList
 
 __all__ = ["ImageDataset", "collate_images"]
@@ -43,6 +44,10 @@ class ImageDataset(Dataset[dict[str, Any]]):
         files: The image files, for example from :func:`lt_data.list_image_files`; any
             sequence of ``str`` or ``os.PathLike`` works.
         image_size: ``(height, width)`` of the decoded images.
+        jpeg_bytes: Send JPEG files undecoded, as their bytes (the item's ``"encoded"``,
+            a uint8 tensor, with ``"orientation"``, the EXIF orientation, and ``"image"``
+            ``None``), for :class:`lt_data.DeviceDecoder` to decode in batches on the GPU.
+            Other formats are decoded as usual.
 
     Raises:
         DataError: ``files`` is empty.
@@ -50,9 +55,13 @@ class ImageDataset(Dataset[dict[str, Any]]):
     """
 
     def __init__(
-        self, files: Sequence[str | os.PathLike[str]], image_size: tuple[int, int]
+        self,
+        files: Sequence[str | os.PathLike[str]],
+        image_size: tuple[int, int],
+        jpeg_bytes: bool = False,
     ) -> None:
         self.image_size = check_image_size(image_size)
+        self.jpeg_bytes = jpeg_bytes
         if len(files) == 0:
             raise DataError(
                 "ImageDataset got no files. Fix: pass the image files of the dataset, for "
@@ -75,8 +84,14 @@ class ImageDataset(Dataset[dict[str, Any]]):
         path = self.path(index)
         image: torch.Tensor | None = None
         error: str | None = None
+        extra: dict[str, Any] = {}
         try:
-            image = decode_image_unchecked(path, self.image_size)
+            if self.jpeg_bytes:
+                with open(path, "rb") as f:
+                    image, encoded, orientation = read_encoded(f.read(), path, self.image_size)
+                extra = {"encoded": encoded, "orientation": orientation}
+            else:
+                image = decode_image_unchecked(path, self.image_size)
         except Exception as e:
             error = f"{type(e).__name__}: {e}"
         return {
@@ -85,6 +100,7 @@ class ImageDataset(Dataset[dict[str, Any]]):
             "path": path,
             "error": error,
             "image_size": self.image_size,
+            **extra,
         }
 
 
@@ -102,10 +118,21 @@ def collate_images(samples: list[dict[str, Any]]) -> dict[str, Any]:
         - ``"images"``: uint8 tensor ``(B, 3, H, W)`` of the good images, in order; an empty
           ``(0, 3, H, W)`` tensor if every image of the batch is bad (skip such batches);
         - ``"indices"``: int64 tensor ``(B,)`` of the dataset indices of ``"images"``;
-        - ``"skipped"``: a list of ``(path, error)`` for each dropped item.
+        - ``"skipped"``: a list of ``(path, error)`` for each dropped item;
+        - ``"encoded"``: a list of ``(index, path, jpeg_bytes, orientation)`` for each item
+          sent undecoded (``jpeg_bytes=True``), for :class:`lt_data.DeviceDecoder`.
     """
     good = [s for s in samples if s["image"] is not None]
-    skipped = [(str(s["path"]), str(s["error"])) for s in samples if s["image"] is None]
+    encoded = [
+        (s["index"], str(s["path"]), s["encoded"], s["orientation"])
+        for s in samples
+        if s["image"] is None and s.get("encoded") is not None
+    ]
+    skipped = [
+        (str(s["path"]), str(s["error"]))
+        for s in samples
+        if s["image"] is None and s.get("encoded") is None
+    ]
     if good:
         # default_collate stacks into shared memory inside DataLoader workers, which saves
         # a copy when the batch is sent to the main process.
@@ -114,4 +141,4 @@ def collate_images(samples: list[dict[str, Any]]) -> dict[str, Any]:
         height, width = samples[0].get("image_size", (0, 0)) if samples else (0, 0)
         images = torch.empty((0, 3, height, width), dtype=torch.uint8)
     indices = torch.tensor([s["index"] for s in good], dtype=torch.int64)
-    return {"images": images, "indices": indices, "skipped": skipped}
+    return {"images": images, "indices": indices, "skipped": skipped, "encoded": encoded}

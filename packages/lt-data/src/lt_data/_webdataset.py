@@ -12,6 +12,7 @@ from torch.utils.data import IterableDataset, get_worker_info
 
 from lt_core import ConfigError, DataError
 from lt_data._decode import NamedBytesIO, check_image_size, decode_image_unchecked
+from lt_data._device_decode import read_encoded
 from lt_data._shardlist import Shards, list_shards
 
 __all__ = ["WebImageDataset"]
@@ -67,6 +68,8 @@ class WebImageDataset(IterableDataset[dict[str, Any]]):
             read every shard, for few shards or an endless stream.
         rank: This process's rank; default ``torch.distributed``'s when initialized, else 0.
         world_size: The number of ranks; default ``torch.distributed``'s, else 1.
+        jpeg_bytes: Send JPEG members undecoded, for :class:`lt_data.DeviceDecoder` (see
+            :class:`lt_data.ImageDataset`).
 
     Raises:
         DataError: The pattern names missing local shards, or no shards.
@@ -84,9 +87,11 @@ class WebImageDataset(IterableDataset[dict[str, Any]]):
         resampled: bool = False,
         rank: int | None = None,
         world_size: int | None = None,
+        jpeg_bytes: bool = False,
     ) -> None:
         super().__init__()
         self.image_size = check_image_size(image_size)
+        self.jpeg_bytes = jpeg_bytes
         if not isinstance(shuffle_buffer, int) or shuffle_buffer < 0:
             raise ConfigError(
                 f"shuffle_buffer must be an int >= 0 (0 turns shuffling off), got "
@@ -247,6 +252,7 @@ class WebImageDataset(IterableDataset[dict[str, Any]]):
     def _decode(self, sample: dict[str, Any]) -> dict[str, Any]:
         url = sample.get("__url__", "?")
         image, error = None, sample.get("__error__")
+        extra: dict[str, Any] = {}
         if error is not None:
             path = url
         else:
@@ -261,9 +267,15 @@ class WebImageDataset(IterableDataset[dict[str, Any]]):
                 )
             else:
                 try:
-                    image = decode_image_unchecked(
-                        NamedBytesIO(sample[member], path), self.image_size
-                    )
+                    if self.jpeg_bytes:
+                        image, encoded, orientation = read_encoded(
+                            sample[member], path, self.image_size
+                        )
+                        extra = {"encoded": encoded, "orientation": orientation}
+                    else:
+                        image = decode_image_unchecked(
+                            NamedBytesIO(sample[member], path), self.image_size
+                        )
                 except Exception as e:
                     error = f"{type(e).__name__}: {e}"
         return {
@@ -272,6 +284,7 @@ class WebImageDataset(IterableDataset[dict[str, Any]]):
             "path": path,
             "error": error,
             "image_size": self.image_size,
+            **extra,
         }
 
 

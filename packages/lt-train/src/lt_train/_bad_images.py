@@ -12,7 +12,7 @@ import torch
 from lightning_fabric import Fabric
 
 from lt_core import DataError
-from lt_data import ImageDataset, WebImageDataset
+from lt_data import ImageDataset, WebImageDataset, sample_image
 
 logger = logging.getLogger(__name__)
 
@@ -50,8 +50,9 @@ def draw_readable(dataset: ImageDataset | WebImageDataset, count: int) -> torch.
         else iter(dataset)
     )
     for sample in samples:
-        if sample["image"] is not None:
-            images.append(sample["image"])
+        image = sample_image(sample)  # decode="gpu": JPEGs come as bytes
+        if image is not None:
+            images.append(image)
             if len(images) == count:
                 break
     if not images:

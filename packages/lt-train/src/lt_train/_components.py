@@ -15,6 +15,7 @@ from torch.utils.data import DataLoader
 
 from lt_core import ConfigError, EmbeddingModel
 from lt_data import (
+    DeviceDecoder,
     ImageCache,
     ImageDataset,
     WebImageDataset,
@@ -49,6 +50,7 @@ class Components:
     cache_mode: str = "none"
     seed: int = 0
     rank: int = 0
+    decoder: DeviceDecoder | None = None  # decode="gpu": decodes the workers' JPEG bytes
 
     @property
     def unwrapped(self) -> Method:
@@ -68,8 +70,12 @@ class Components:
                 seed=_cache_seed(self.seed, epoch, self.rank),
                 start=start_step * self.accumulation,
             )
-        images = (filler(b) for b in self.epoch_batches(epoch, start_step))
+        images = (filler(self.decoded(b)) for b in self.epoch_batches(epoch, start_step))
         return images if cache is None else _kept(images, cache)
+
+    def decoded(self, batch: dict[str, Any]) -> dict[str, Any]:
+        """The batch with its JPEG bytes decoded on the device (decode="gpu")."""
+        return batch if self.decoder is None else self.decoder(batch)
 
     def end_epoch(self) -> None:
         """An epoch ran to its end: a cache filled in it is complete."""
@@ -92,7 +98,7 @@ class Components:
             batch = next(batches, None)
             if batch is None:
                 break
-            self.cache.add(filler(batch))
+            self.cache.add(filler(self.decoded(batch)))
         del batches  # stops the workers
         if epoch > 0:
             self.cache.seal()
@@ -172,12 +178,13 @@ def build_components(fabric: Fabric, plan: Plan) -> Components:
             seed=config.seed,
             rank=fabric.global_rank,
             world_size=fabric.world_size,
+            jpeg_bytes=plan.decode == "gpu",
         )
         per_rank = plan.num_images // fabric.world_size
         steps_per_epoch = _stream_steps(per_rank, max(1, plan.num_workers), micro_batch)
         steps_per_epoch //= accumulation
     else:
-        dataset = ImageDataset(plan.files, plan.decode_size)
+        dataset = ImageDataset(plan.files, plan.decode_size, jpeg_bytes=plan.decode == "gpu")
         # The sampler counts in optimizer steps (all micro-batches of a step), so a resumed
         # run can start at any step of an epoch.
         sampler = ResumableSampler(
@@ -237,6 +244,7 @@ def build_components(fabric: Fabric, plan: Plan) -> Components:
         cache_mode=cache_mode,
         seed=config.seed,
         rank=fabric.global_rank,
+        decoder=DeviceDecoder(plan.decode_size, fabric.device) if plan.decode == "gpu" else None,
     )
 
 

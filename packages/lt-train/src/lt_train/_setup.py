@@ -60,6 +60,7 @@ class Plan:
     recipe: list[ViewConfig]
     image_size: tuple[int, int]
     decode_size: tuple[int, int]  # the images are decoded at this size, crops cut from it
+    decode: str  # "cpu" (PIL in the workers) or "gpu" (nvjpeg in batches)
     accelerator: str
     precision: str
     num_workers: int
@@ -83,6 +84,7 @@ class Plan:
             "num_workers": self.num_workers,
             "num_images": self.num_images,
             "decode_size": list(self.decode_size),
+            "decode": self.decode,
             "epochs": self.epochs,
             "source": f"{len(self.files)} WebDataset shards" if self.streaming else "files",
             "memory_format": str(self.memory_format).removeprefix("torch."),
@@ -148,6 +150,16 @@ def _precision(name: str, accelerator: str) -> str:
     return name
 
 
+def _decode(name: str, accelerator: str) -> str:
+    """``"auto"`` decodes with PIL in the workers until GPU decoding is benchmarked."""
+    if name == "gpu" and accelerator != "cuda":
+        raise ConfigError(
+            f"decode='gpu' decodes JPEGs with nvjpeg on a CUDA GPU, but the run trains on "
+            f"'{accelerator}'. Fix: decode='cpu' or 'auto'."
+        )
+    return "cpu" if name == "auto" else name
+
+
 def _num_workers(value: int | str, devices: int | str, accelerator: str) -> int:
     """``"auto"``: the cores this process may use, shared by the processes of this machine,
     minus one for each training process itself (no fixed cap: decoding is what limits a
@@ -202,6 +214,7 @@ def plan_run(config: TrainConfig) -> Plan:
     )
     accelerator = _accelerator(config.accelerator)
     precision = _precision(config.precision, accelerator)
+    decode = _decode(config.decode, accelerator)
     recipe = method_cls.view_recipe(transform_args)
     image_size = tuple(transform_args.image_size)
     optimizer = method_cls.default_optimizer if config.optim == "auto" else config.optim
@@ -251,6 +264,7 @@ def plan_run(config: TrainConfig) -> Plan:
         recipe=recipe,
         image_size=(int(image_size[0]), int(image_size[1])),
         decode_size=_decode_size(config, recipe, (int(image_size[0]), int(image_size[1])), files),
+        decode=decode,
         accelerator=accelerator,
         precision=precision,
         num_workers=_num_workers(config.num_workers, config.devices, accelerator),

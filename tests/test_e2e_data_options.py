@@ -77,3 +77,34 @@ def test_interrupt_in_the_fill_epoch_then_resume_is_exact(tmp_path: Path) -> Non
     ours = torch.load(out / "exported_models" / "exported_last.pt", weights_only=True)
     theirs = torch.load(ref / "exported_models" / "exported_last.pt", weights_only=True)
     assert all(torch.equal(ours[k], theirs[k]) for k in theirs)
+
+
+def test_decode_on_the_device(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """decode="gpu" runs the same code on any device: the workers send JPEG bytes, the
+    main process decodes them in batches (here with libjpeg on the CPU, as no GPU is
+    at hand; on a GPU with nvjpeg)."""
+    from lt_core import ConfigError
+    from lt_data import DeviceDecoder
+    from lt_train import _setup
+
+    with pytest.raises(ConfigError, match="decode='gpu' decodes JPEGs with nvjpeg on a CUDA"):
+        lightly_train.train(
+            out=tmp_path / "x", data=QUICKSTART_DATA, model=CtrlC(at=-1), decode="gpu", **OPTIONS
+        )  # type: ignore[arg-type]
+    assert not (tmp_path / "x").exists()
+    monkeypatch.setattr(_setup, "_decode", lambda name, accelerator: "gpu")
+    decoded: list[int] = []
+    original = DeviceDecoder.__call__
+
+    def counted(self: DeviceDecoder, batch: dict[str, object]) -> dict[str, object]:
+        decoded.append(len(batch["encoded"]))  # type: ignore[arg-type]
+        return original(self, batch)
+
+    monkeypatch.setattr(DeviceDecoder, "__call__", counted)
+    out = lightly_train.train(
+        out=tmp_path / "gpu", data=QUICKSTART_DATA, model=CtrlC(at=-1), data_cache="ram", **OPTIONS
+    )  # type: ignore[arg-type]
+    assert decoded == [32] * 9  # the first epoch's batches, all JPEG bytes; then the cache
+    assert len(_losses(out)) == 27
+    config = json.loads((out / "config.json").read_text())
+    assert config["resolved"]["decode"] == "gpu"
