@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
-from conftest import cli_train_command
+from _wrappers import Tiny
+from conftest import QUICKSTART_DATA, cli_train_command
 from torchvision.models import resnet18
 
 import lightly_train
@@ -125,3 +127,37 @@ def test_readme_quickstart_script(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     resnet18().load_state_dict(
         torch.load("out/quickstart/exported_models/exported_last.pt", weights_only=True)
     )
+
+
+def test_compile_keeps_checkpoint_and_export_keys(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """compile=True compiles the model in place (dynamo traces it; the eager backend here
+    skips inductor's C++ build, ~40 s on this CPU, which the benchmark covers)."""
+    compiled: list[str] = []
+    original = torch.nn.Module.compile
+
+    def eager_compile(self: torch.nn.Module, *args: Any, **kwargs: Any) -> None:
+        compiled.append(type(self).__name__)
+        original(self, *args, **{**kwargs, "backend": "eager"})
+
+    monkeypatch.setattr(torch.nn.Module, "compile", eager_compile)
+    torch.manual_seed(0)
+    out = lightly_train.train(
+        out=tmp_path / "out",
+        data=QUICKSTART_DATA,
+        model=Tiny(),
+        compile=True,
+        epochs=1,
+        batch_size=64,
+        num_workers=0,
+        accelerator="cpu",
+        progress_bar=False,
+        transform_args={"image_size": [32, 32]},
+    )  # type: ignore[arg-type]
+    assert compiled == ["EmbeddingModel"]
+    state = torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)["method"]
+    assert "model.wrapper.net.0.weight" in state
+    assert not any("_orig_mod" in k for k in state)
+    exported = torch.load(out / "exported_models" / "exported_last.pt", weights_only=True)
+    Tiny().get_model().load_state_dict(exported)

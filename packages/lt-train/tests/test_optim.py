@@ -67,3 +67,15 @@ def test_lr_scaling_rules() -> None:
     assert scaled_lr(0.1, 512) == pytest.approx(0.2)
     assert scaled_lr(0.1, 1024, "sqrt") == pytest.approx(0.2)
     assert scaled_lr(0.1, 2048, "linear", reference_batch_size=1024) == pytest.approx(0.2)
+
+
+def test_fused_reaches_sgd_and_adamw() -> None:
+    """The trainer asks for fused updates on a GPU; torch also has them on the CPU."""
+    params = [torch.nn.Parameter(torch.zeros(3))]
+    for name, fused in (("sgd", True), ("adamw", True), ("sgd", False), ("lars", True)):
+        opt = build_optimizer(
+            name, [{"params": params}], lr=0.1, weight_decay=0.0, args=OptimArgs(), fused=fused
+        )
+        assert bool(opt.defaults.get("fused")) == (fused and name != "lars"), name
+        params[0].grad = torch.ones(3)
+        opt.step()

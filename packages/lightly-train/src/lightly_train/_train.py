@@ -46,6 +46,7 @@ def train(
     callbacks: dict[str, Any] | None = None,
     log_every_n_steps: int = 10,
     channels_last: bool = True,
+    compile: bool = False,
     overwrite: bool = False,
     progress_bar: bool = True,
     gradient_accumulation_steps: int = 1,
@@ -131,6 +132,10 @@ def train(
         channels_last: Train in channels-last memory format when the model runs in it
             (faster convolutions on CPUs and GPUs); models that do not are detected by a
             dry run and train in the default format.
+        compile: Compile the model (``torch.compile``, in place: checkpoints and exports
+            keep their keys). The first steps take longer while it compiles (on the CPU it
+            needs a C++ compiler); it pays in long runs of models that compile without
+            graph breaks. Off by default until measured per GPU.
         overwrite: Replace the files of an earlier run in ``out`` (other files are kept).
             They are moved aside and deleted only once the new run has written its first
             checkpoint.

@@ -149,12 +149,20 @@ def build_components(fabric: Fabric, plan: Plan) -> Components:
     method = plan.method_cls(model, plan.method_args, plan.transform_args)
     if plan.init_weights is not None:
         _load_init_weights(method, plan.init_weights, config.checkpoint)
+    if config.compile:
+        # In place: the state_dict keys (checkpoints, export) stay those of the module.
+        model.compile()
+        logger.info("Compiling the model with torch.compile (the first steps take longer).")
+    on_gpu = fabric.device.type == "cuda"
+    if on_gpu:
+        method.to(fabric.device)  # fused optimizers need the parameters on the GPU
     optimizer = build_optimizer(
         plan.optimizer,
         method.param_groups(),
         lr=plan.lr,
         weight_decay=plan.weight_decay,
         args=config.optim_args,
+        fused=on_gpu,
     )
     if plan.resume is not None:
         method.load_state_dict(plan.resume["method"])

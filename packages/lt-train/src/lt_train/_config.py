@@ -113,6 +113,7 @@ class TrainConfig:
     callbacks: CallbackArgs | None = None
     log_every_n_steps: int = 10
     channels_last: bool = True
+    compile: bool = False
     overwrite: bool = False
     progress_bar: bool = True
     gradient_accumulation_steps: int = 1

@@ -17,21 +17,21 @@ if TYPE_CHECKING:
 __all__ = ["OPTIMIZERS", "build_optimizer", "lr_at_step", "scaled_lr", "warmup_steps"]
 
 
-def _sgd(groups: list[dict[str, Any]], lr: float, args: OptimArgs) -> Optimizer:
-    return torch.optim.SGD(groups, lr=lr, momentum=args.momentum)
+def _sgd(groups: list[dict[str, Any]], lr: float, args: OptimArgs, fused: bool) -> Optimizer:
+    return torch.optim.SGD(groups, lr=lr, momentum=args.momentum, fused=fused or None)
 
 
-def _adamw(groups: list[dict[str, Any]], lr: float, args: OptimArgs) -> Optimizer:
-    return torch.optim.AdamW(groups, lr=lr, betas=args.betas)
+def _adamw(groups: list[dict[str, Any]], lr: float, args: OptimArgs, fused: bool) -> Optimizer:
+    return torch.optim.AdamW(groups, lr=lr, betas=args.betas, fused=fused or None)
 
 
-def _lars(groups: list[dict[str, Any]], lr: float, args: OptimArgs) -> Optimizer:
+def _lars(groups: list[dict[str, Any]], lr: float, args: OptimArgs, fused: bool) -> Optimizer:
     from lt_methods import LARS
 
     return LARS(groups, lr=lr, momentum=args.momentum)  # type: ignore[no-any-return]
 
 
-_BUILDERS: dict[str, Callable[[list[dict[str, Any]], float, OptimArgs], Optimizer]] = {
+_BUILDERS: dict[str, Callable[[list[dict[str, Any]], float, OptimArgs, bool], Optimizer]] = {
     "sgd": _sgd,
     "adamw": _adamw,
     "lars": _lars,
@@ -66,11 +66,14 @@ def build_optimizer(
     lr: float,
     weight_decay: float,
     args: OptimArgs,
+    fused: bool = False,
 ) -> Optimizer:
     """Create optimizer ``name`` over ``param_groups``.
 
     Groups that set their own ``weight_decay`` (biases and norm parameters set 0) keep it;
     the others get ``weight_decay``. Each group remembers its peak lr as ``initial_lr``.
+    ``fused``: one fused kernel for the whole update (SGD, AdamW; the parameters must be
+    on a CUDA GPU already); LARS ignores it.
     """
     groups = []
     for group in param_groups:
@@ -81,7 +84,7 @@ def build_optimizer(
         groups.append(group)
     if name not in OPTIMIZERS:
         raise ValueError(f"Unknown optimizer {name!r}; valid: {', '.join(OPTIMIZERS)}.")
-    return OPTIMIZERS[name](groups, lr, args)
+    return OPTIMIZERS[name](groups, lr, args, fused)
 
 
 def warmup_steps(args: OptimArgs, epochs: int, steps_per_epoch: int) -> int:
