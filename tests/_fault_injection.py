@@ -1,5 +1,5 @@
 """Run the lightly-train CLI with a fault: this process SIGKILLs itself halfway through
-writing the N-th checkpoint or the N-th export (one at each epoch end and one at the end),
+writing the N-th checkpoint or the N-th export (at each epoch end but the last, and at the end),
 as a power cut or an OOM killer would.
 
 Usage: python _fault_injection.py {checkpoint|export} N train key=value ...

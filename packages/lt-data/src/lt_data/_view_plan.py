@@ -103,7 +103,7 @@ class Consts:
     widx: Tensor  # (M,) misc column whose value is the lerp weight of each column
     gray: Tensor  # (1, 3) grayscale weights
     mean: Tensor  # (1, 3, 1, 1) grayscale weights / (h * w): the contrast's mean
-    ones: Tensor  # (1, 3, 1, 1)
+    turn: Tensor  # (3, 3): row c picks x[c+1] - x[c+2]
     taps: Tensor  # (k,) -t**2 / 2 of the blur taps
     norm_scale: Tensor  # (K, 3, 1, 1)
     norm_bias: Tensor  # (K, 3, 1, 1)
@@ -222,7 +222,7 @@ def build_consts(
         ),
         gray=dev(gray.view(1, 3)),
         mean=dev(gray.view(1, 3, 1, 1) / (plan.size[0] * plan.size[1])),
-        ones=dev(torch.ones(1, 3, 1, 1)),
+        turn=dev(torch.tensor([[0.0, 1.0, -1.0], [-1.0, 0.0, 1.0], [1.0, -1.0, 0.0]])),
         taps=dev(-((torch.arange(k, dtype=torch.float64) - k // 2) ** 2) / 2),
         norm_scale=dev((1 / std).repeat_interleave(batch, 0)),
         norm_bias=dev((-mean / std).repeat_interleave(batch, 0)),

@@ -185,7 +185,9 @@ def fit(
                 progress.epoch = plan.epochs  # the run is complete, as far as resume knows
             if callbacks.epoch_checkpoint_due(progress.epoch):
                 save(bad_step)
-            if fabric.is_global_zero and callbacks.export_due(progress.epoch):
+            # (The last epoch's export is the final one, written once the run is done.)
+            last = progress.epoch >= plan.epochs
+            if fabric.is_global_zero and not last and callbacks.export_due(progress.epoch):
                 export_model(plan.wrapper, run.exported_last)
             logger.info("Epoch %d/%d done, step %d.", epoch + 1, plan.epochs, progress.step)
             if reason is not None:
