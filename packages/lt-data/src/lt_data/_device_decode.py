@@ -127,17 +127,20 @@ class DeviceDecoder:
         if not encoded:
             return {**batch, "images": images}
         decoded = self._decode([e[2] for e in encoded])
+        upright = [
+            apply_orientation(image, e[3]) if image is not None else None
+            for e, image in zip(encoded, decoded, strict=True)
+        ]
+        fitted = self._fit_all(upright)
         good: list[Tensor] = []
         indices: list[int] = []
         skipped = list(batch["skipped"])
-        for (index, path, data, orientation), image in zip(encoded, decoded, strict=True):
+        for (index, path, data, _), image in zip(encoded, fitted, strict=True):
             if image is None:
                 image = self._fallback(data, path)
                 if image is None:
                     skipped.append((path, "DataError: neither nvjpeg nor PIL can decode it"))
                     continue
-            else:
-                image = self._fit(apply_orientation(image, orientation))
             good.append(image)
             indices.append(index)
         if good:
@@ -164,8 +167,23 @@ class DeviceDecoder:
                     out.append(None)
             return out
 
+    def _fit_all(self, images: list[Tensor | None]) -> list[Tensor | None]:
+        """:meth:`_fit` each image; images of the same shape (common in curated datasets)
+        are resized together, one kernel for the group."""
+        groups: dict[tuple[int, ...], list[int]] = {}
+        for i, image in enumerate(images):
+            if image is not None:
+                groups.setdefault(tuple(image.shape), []).append(i)
+        out: list[Tensor | None] = [None] * len(images)
+        for members in groups.values():
+            stacked = torch.stack([images[i] for i in members])  # type: ignore[misc]
+            for i, image in zip(members, self._fit(stacked), strict=True):
+                out[i] = image
+        return out
+
     def _fit(self, image: Tensor) -> Tensor:
-        """Resize (antialiased bilinear) to cover ``size`` and center-crop to it."""
+        """Resize ``(B, C, h, w)`` images (antialiased bilinear) to cover ``size`` and
+        center-crop them to it."""
         height, width = self.size
         h, w = image.shape[-2:]
         if (h, w) == (height, width):
@@ -175,11 +193,9 @@ class DeviceDecoder:
             max(height, math.ceil(h * scale - 1e-6)),
             max(width, math.ceil(w * scale - 1e-6)),
         )
-        resized = F.interpolate(
-            image.unsqueeze(0).float(), size=(new_h, new_w), mode="bilinear", antialias=True
-        )
+        resized = F.interpolate(image.float(), size=(new_h, new_w), mode="bilinear", antialias=True)
         top, left = (new_h - height) // 2, (new_w - width) // 2
-        crop = resized[0, :, top : top + height, left : left + width]
+        crop = resized[:, :, top : top + height, left : left + width]
         return crop.round_().clamp_(0, 255).to(torch.uint8)
 
     def _fallback(self, data: Tensor, path: str) -> Tensor | None:
