@@ -295,8 +295,9 @@ def make_loader(dataset: Any, args: argparse.Namespace, persistent: bool) -> Dat
 
 
 def set_threads(args: argparse.Namespace, loader: bool) -> None:
-    """``--threads -1`` (default) sets torch's threads as the trainer does on a CPU: the
-    cores the workers leave free while a loader runs, all cores for the cache row."""
+    """``--threads -1`` (default) gives the views the cores the workers leave free while a
+    loader runs (no oversubscription) and all cores to the cache row, which has no
+    workers (the trainer keeps torch's default, all cores, in both cases)."""
     if args.threads == -1 and args.device.type == "cpu":
         cores = usable_cores()
         torch.set_num_threads(max(1, cores - args.workers) if loader else cores)
@@ -478,8 +479,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--threads",
         type=int,
         default=-1,
-        help="torch intra-op threads of the main process: -1 as the trainer on a CPU (cores "
-        "minus workers while a loader runs, all cores for the cache row), 0 torch's default",
+        help="torch intra-op threads of the main process: -1 the cores the workers leave free "
+        "while a loader runs and all cores for the cache row, 0 torch's default",
     )
     parser.add_argument("--peer-python", default=DEFAULT_PEER_PYTHON)
     parser.add_argument("--peer-timeout", type=float, default=900.0, help="seconds per method")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -66,10 +67,19 @@ class _Jsonl:
 
 
 class _TensorBoard:
+    """TensorBoard events through lightning-fabric's logger. Importing TensorBoard takes
+    about half a second, so the writer is created on a background thread while the first
+    steps run; the first ``log`` waits for it."""
+
     def __init__(self, out: Path, args: TensorBoardLoggerArgs, hparams: dict[str, Any]) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lt-tensorboard")
+        self._future = self._pool.submit(self._create, out, args, _flat(hparams))
+
+    @staticmethod
+    def _create(out: Path, args: TensorBoardLoggerArgs, hparams: dict[str, Any]) -> Any:
         from lightning_fabric.loggers import TensorBoardLogger
 
-        self._logger = TensorBoardLogger(
+        tb = TensorBoardLogger(
             root_dir=out,
             name=args.name,
             version=args.version,
@@ -77,13 +87,17 @@ class _TensorBoard:
             prefix=args.prefix,
             sub_dir=args.sub_dir,
         )
-        self._logger.log_hyperparams(_flat(hparams))
+        tb.log_hyperparams(hparams)
+        return tb
 
     def log(self, metrics: dict[str, float], step: int) -> None:
-        self._logger.log_metrics(metrics, step=step)
+        self._future.result().log_metrics(metrics, step=step)
 
     def close(self, status: str, model_path: Path | None) -> None:
-        self._logger.finalize(status)
+        try:
+            self._future.result().finalize(status)
+        finally:
+            self._pool.shutdown()
 
 
 class _MLflow:
