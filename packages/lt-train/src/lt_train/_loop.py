@@ -81,6 +81,7 @@ def fit(
     warmup = warmup_steps(config.optim_args, plan.epochs, steps_per_epoch)
     group = torch.distributed.new_group(backend="gloo") if fabric.world_size > 1 else None
     callbacks = RunCallbacks(config.callbacks, plan.epochs)  # type: ignore[arg-type]
+    _log_start(fabric, plan, max_steps)  # before the bar, which would cut the line
     bar = tqdm(
         total=max_steps,
         initial=progress.step,
@@ -88,7 +89,6 @@ def fit(
         unit="step",
         dynamic_ncols=True,
     )
-    _log_start(fabric, plan, max_steps)
     bad_step = torch.full((), _NO_BAD_STEP, dtype=torch.int64, device=fabric.device)
     timer = StepTimer()
     sync_skip = fabric.world_size > 1  # DDP: all-reduce gradients on the last micro-batch only
