@@ -1,7 +1,10 @@
 from __future__ import annotations
 
 import shutil
+import signal
 import sys
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -50,3 +53,17 @@ def images(tmp_path: Path) -> Path:
     dst = tmp_path / "images"
     shutil.copytree(QUICKSTART_DATA, dst)
     return dst
+
+
+@pytest.fixture(autouse=True)
+def _sigint_handler_unchanged(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Warn, naming the test, when a test leaves another SIGINT handler in this process
+    (a CI run once found SIG_IGN after the end-to-end tests; the trainer restores it)."""
+    before = signal.getsignal(signal.SIGINT)
+    yield
+    after = signal.getsignal(signal.SIGINT)
+    if after is not before:
+        warnings.warn(
+            f"{request.node.nodeid} changed the SIGINT handler from {before!r} to {after!r}",
+            stacklevel=1,
+        )
