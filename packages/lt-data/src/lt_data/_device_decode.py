@@ -73,10 +73,13 @@ def sample_image(sample: dict[str, Any]) -> Tensor | None:
     data = sample.get("encoded")
     if data is None:
         return None
+    return _pil_decode(data, str(sample.get("path")), sample["image_size"])
+
+
+def _pil_decode(data: Tensor, label: str, size: tuple[int, int]) -> Tensor | None:
+    """Encoded bytes (a uint8 tensor) decoded with PIL on the CPU, ``None`` if PIL fails."""
     try:
-        return decode_image_unchecked(
-            NamedBytesIO(data.numpy().tobytes(), str(sample.get("path"))), sample["image_size"]
-        )
+        return decode_image_unchecked(NamedBytesIO(data.numpy().tobytes(), label), size)
     except Exception:
         return None
 
@@ -199,9 +202,8 @@ class DeviceDecoder:
         return crop.round_().clamp_(0, 255).to(torch.uint8)
 
     def _fallback(self, data: Tensor, path: str) -> Tensor | None:
-        try:
-            image = decode_image_unchecked(NamedBytesIO(data.numpy().tobytes(), path), self.size)
-        except Exception:
+        image = _pil_decode(data, path, self.size)
+        if image is None:
             return None
         self.fallbacks += 1
         return image.to(self.device)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import signal
 from collections.abc import Callable, Iterator
@@ -82,7 +83,9 @@ class Components:
         if self.cache is not None and self.cache.count > 0:
             self.cache.seal()
 
-    def prefill_cache(self, epoch: int, step_in_epoch: int, filler: Any) -> None:
+    def prefill_cache(
+        self, epoch: int, step_in_epoch: int, filler: Callable[[dict[str, Any]], torch.Tensor]
+    ) -> None:
         """A resumed run refills the cache with what the interrupted run had cached by
         then (the first epoch up to where it stopped), in the same order, so it draws the
         same batches; ``filler`` must not log or count (those images were counted)."""
@@ -93,13 +96,10 @@ class Components:
             "Refilling the data cache: decoding %d images of the first epoch again.",
             steps * self.accumulation * self.micro_batch,
         )
-        batches = self.epoch_batches(0, 0)
-        for _ in range(steps * self.accumulation):
-            batch = next(batches, None)
-            if batch is None:
-                break
-            self.cache.add(filler(self.decoded(batch)))
-        del batches  # stops the workers
+        images = self.epoch_images(0, 0, filler)  # keeps each batch in the cache
+        for _ in itertools.islice(images, steps * self.accumulation):
+            pass
+        del images  # stops the workers
         if epoch > 0:
             self.cache.seal()
 
@@ -211,17 +211,17 @@ def build_components(fabric: Fabric, plan: Plan) -> Components:
             "batch_size or num_workers, or add images."
         )
     capacity = steps_per_epoch * per_process
-    decode = plan.decode_size
+    image_shape = (3, *plan.decode_size)
     cache_mode = resolve_cache(
         config.data_cache,
         device=fabric.device,
-        nbytes=ImageCache.nbytes(capacity, (3, *decode)),
+        nbytes=ImageCache.nbytes(capacity, image_shape),
         local_processes=max(1, fabric.world_size // max(1, config.num_nodes)),
         epochs=plan.epochs,
         quota_stream=plan.streaming and config.epoch_size is not None,
         resumed=(plan.resume or {}).get("data_cache"),
     )
-    cache = make_cache(cache_mode, capacity, (3, *decode), fabric.device)
+    cache = make_cache(cache_mode, capacity, image_shape, fabric.device)
     loader = DataLoader(  # type: ignore[call-overload]
         dataset,
         **{**_loader_options(plan, cached=cache is not None), **(config.loader_args or {})},

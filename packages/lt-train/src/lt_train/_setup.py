@@ -216,7 +216,8 @@ def plan_run(config: TrainConfig) -> Plan:
     precision = _precision(config.precision, accelerator)
     decode = _decode(config.decode, accelerator)
     recipe = method_cls.view_recipe(transform_args)
-    image_size = tuple(transform_args.image_size)
+    image_size = (int(transform_args.image_size[0]), int(transform_args.image_size[1]))
+    decode_size = _decode_size(config.decode_size, recipe, image_size, files, streaming)
     optimizer = method_cls.default_optimizer if config.optim == "auto" else config.optim
     o = config.optim_args
     base_lr = o.lr if o.lr is not None else method_cls.default_lr
@@ -262,8 +263,8 @@ def plan_run(config: TrainConfig) -> Plan:
         streaming=streaming,
         wrapper=wrapper,
         recipe=recipe,
-        image_size=(int(image_size[0]), int(image_size[1])),
-        decode_size=_decode_size(config, recipe, (int(image_size[0]), int(image_size[1])), files),
+        image_size=image_size,
+        decode_size=decode_size,
         decode=decode,
         accelerator=accelerator,
         precision=precision,
@@ -281,17 +282,21 @@ def plan_run(config: TrainConfig) -> Plan:
 
 
 def _decode_size(
-    config: TrainConfig, recipe: list[ViewConfig], image_size: tuple[int, int], files: Any
+    value: int | str,
+    recipe: list[ViewConfig],
+    image_size: tuple[int, int],
+    files: Any,
+    streaming: bool,
 ) -> tuple[int, int]:
-    """The size the images are decoded at (``decode_size``), logged with the reason."""
-    streaming = is_webdataset_source(config.data)
-    side = probe_short_side(files, streaming) if config.decode_size == "auto" else None
-    size = resolve_decode_size(config.decode_size, recipe, image_size, side)
+    """The size the images are decoded at (the ``decode_size`` option ``value``), logged
+    with the reason."""
+    side = probe_short_side(files, streaming) if value == "auto" else None
+    size = resolve_decode_size(value, recipe, image_size, side)
     if size == image_size:
         why = "the image size"
-        if config.decode_size == "auto" and side is not None and side < 1.05 * min(image_size):
+        if value == "auto" and side is not None and side < 1.05 * min(image_size):
             why += f": the source images are about {side:.0f} px, larger adds no detail"
-    elif config.decode_size == "auto":
+    elif value == "auto":
         sources = f", sources about {side:.0f} px" if side else ""
         why = f"auto: the smallest crops keep their detail, within 2x the image size{sources}"
     else:
