@@ -83,3 +83,13 @@ def test_size_and_host_memory() -> None:
     assert ImageCache(5, (3, 32, 32)).images.nbytes == ImageCache.nbytes(5, (3, 32, 32))
     available = available_host_memory()
     assert available is None or available > 0
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="page-locked memory needs CUDA")
+def test_a_pinned_cache_serves_pinned_batches() -> None:
+    cache = ImageCache(8, (3, 4, 4), pin_memory=True)
+    cache.add(torch.arange(8, dtype=torch.uint8).view(8, 1, 1, 1).expand(8, 3, 4, 4))
+    cache.seal()
+    batches = list(cache.batches(4, 2, seed=0))
+    assert all(b.is_pinned() for b in batches)
+    assert sorted(torch.cat(batches)[:, 0, 0, 0].tolist()) == list(range(8))

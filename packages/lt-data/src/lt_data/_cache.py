@@ -107,7 +107,9 @@ class ImageCache:
         The order is a permutation of the cached images drawn from ``seed`` (same seed, same
         batches, so a resumed run continues exactly), extended with random repeats when
         the cache holds fewer than ``batch_size * num_batches`` images. Each batch is a new
-        tensor on the cache's device.
+        tensor on the cache's device; from a page-locked cache, a page-locked one (torch's
+        pinned-memory allocator reuses its blocks once their copies are done), so that its
+        copy to the GPU is asynchronous.
         """
         if self.count == 0:
             raise RuntimeError("The cache is empty: fill it with add() first.")
@@ -118,8 +120,16 @@ class ImageCache:
             extra = torch.randint(self.count, (total - self.count,), generator=generator)
             order = torch.cat([order, extra])
         order = order[:total].to(self.images.device)
+        pinned = self.images.is_pinned()
         for b in range(start, num_batches):
-            yield self.images.index_select(0, order[b * batch_size : (b + 1) * batch_size])
+            index = order[b * batch_size : (b + 1) * batch_size]
+            if pinned:
+                out = torch.empty(
+                    (len(index), *self.image_shape), dtype=torch.uint8, pin_memory=True
+                )
+                yield torch.index_select(self.images, 0, index, out=out)
+            else:
+                yield self.images.index_select(0, index)
 
 
 def available_host_memory() -> int | None:

@@ -153,16 +153,18 @@ def build_components(fabric: Fabric, plan: Plan) -> Components:
         # In place: the state_dict keys (checkpoints, export) stay those of the module.
         model.compile()
         logger.info("Compiling the model with torch.compile (the first steps take longer).")
-    on_gpu = fabric.device.type == "cuda"
-    if on_gpu:
-        method.to(fabric.device)  # fused optimizers need the parameters on the GPU
+    # Fused SGD/AdamW updates: one kernel for all parameters (on a 2-core CPU a ResNet-18
+    # SGD step takes 8 ms instead of 20 ms), on the device the parameters already sit on.
+    fused = fabric.device.type in ("cuda", "cpu")
+    if fused:
+        method.to(fabric.device)
     optimizer = build_optimizer(
         plan.optimizer,
         method.param_groups(),
         lr=plan.lr,
         weight_decay=plan.weight_decay,
         args=config.optim_args,
-        fused=on_gpu,
+        fused=fused,
     )
     if plan.resume is not None:
         method.load_state_dict(plan.resume["method"])

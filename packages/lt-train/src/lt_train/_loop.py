@@ -21,6 +21,7 @@ from lt_train._components import Components
 from lt_train._loggers import MetricLoggers
 from lt_train._metrics import StepTimer
 from lt_train._optim import lr_at_step, set_lr, warmup_steps
+from lt_train._prefetch import to_device
 from lt_train._run_dir import RunDir
 from lt_train._setup import Plan
 from lt_train._stop import LossNotFiniteError, StopSignals, TrainingInterrupted, signal_name
@@ -99,6 +100,7 @@ def fit(
         for epoch in range(progress.epoch, plan.epochs):
             if batches is None:
                 batches = parts.epoch_images(epoch, 0, filler)
+            batches = to_device(batches, fabric.device)  # CUDA: copies one batch ahead
             method.train()
             epoch_loss = torch.zeros((), device=fabric.device)
             epoch_steps = 0
@@ -122,7 +124,6 @@ def fit(
                 )
                 loss_sum = torch.zeros((), device=fabric.device)
                 for micro, images in enumerate(step_images):
-                    images = images.to(fabric.device, non_blocking=True)
                     with torch.no_grad():
                         views = [
                             v.contiguous(memory_format=plan.memory_format)

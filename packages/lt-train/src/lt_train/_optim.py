@@ -73,7 +73,7 @@ def build_optimizer(
     Groups that set their own ``weight_decay`` (biases and norm parameters set 0) keep it;
     the others get ``weight_decay``. Each group remembers its peak lr as ``initial_lr``.
     ``fused``: one fused kernel for the whole update (SGD, AdamW; the parameters must be
-    on a CUDA GPU already); LARS ignores it.
+    on their device, a CUDA GPU or the CPU, already); LARS ignores it.
     """
     groups = []
     for group in param_groups:

@@ -9,9 +9,11 @@ the bad-image policy live in their own modules.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import logging
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -62,8 +64,25 @@ def train(config: TrainConfig) -> Path:
             )
         fabric.launch()
         run = RunDir(config.out, config.callbacks.model_checkpoint.dirpath)  # type: ignore[union-attr]
-        _run(fabric, plan, run, log)
+        try:
+            _run(fabric, plan, run, log)
+        finally:
+            _trim_heap()
     return run.root
+
+
+def _trim_heap() -> None:
+    """Give the heap that the run freed (its optimizer state, activations, batches) back to
+    the operating system: glibc keeps freed memory in its arenas, so a process that goes on
+    after ``train`` (a notebook, a fine-tuning script) would hold ~100 MB of it for nothing.
+    Only on Linux with glibc; elsewhere a no-op."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        trim = ctypes.CDLL(None).malloc_trim  # glibc; musl has no malloc_trim
+    except (OSError, AttributeError):
+        return
+    trim(0)
 
 
 def _first_process() -> bool:
