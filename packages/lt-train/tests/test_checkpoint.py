@@ -90,3 +90,15 @@ def test_changed_options_name_old_and_new_values() -> None:
     saved = {"epochs": 10, "transform_args": {"image_size": (32, 32)}, "lr": 0.1}
     current = {"epochs": 20, "transform_args": {"image_size": [32, 32]}, "lr": 0.1}
     assert changed_options(saved, current) == ["epochs: 10 -> 20"]
+
+
+def test_an_option_newer_than_the_checkpoint_counts_only_when_not_default() -> None:
+    saved = {"epochs": 10}  # written before "compile" and "decode" existed
+    defaults = {"compile": False, "decode": "auto", "epochs": 100}
+    current = {"epochs": 10, "compile": False, "decode": "auto"}
+    assert changed_options(saved, current, defaults) == []
+    current = {"epochs": 10, "compile": True, "decode": "auto"}
+    assert changed_options(saved, current, defaults) == ["compile: None -> True"]
+    assert changed_options(saved, {"epochs": 10, "compile": False}) == [
+        "compile: None -> False"  # without defaults: every new key differs
+    ]

@@ -122,12 +122,26 @@ def run_fingerprint(config: Any, resolved: dict[str, Any]) -> dict[str, Any]:
     return values
 
 
-def changed_options(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
-    """Names of the options whose value differs, as ``name: saved -> current``."""
+def changed_options(
+    saved: dict[str, Any], current: dict[str, Any], defaults: dict[str, Any] | None = None
+) -> list[str]:
+    """Names of the options whose value differs, as ``name: saved -> current``.
+
+    An option missing from ``saved`` (added to lightly-train after that checkpoint was
+    written) counts as changed only where ``current`` sets it to something other than its
+    default in ``defaults``: the default keeps what the older version did.
+    """
+    defaults = defaults or {}
+
+    def differs(key: str) -> bool:
+        if key not in saved and key in defaults:
+            return _normalize(current.get(key)) != _normalize(defaults[key])
+        return _normalize(saved.get(key)) != _normalize(current.get(key))
+
     return [
         f"{key}: {saved.get(key)!r} -> {current.get(key)!r}"
         for key in sorted(set(saved) | set(current))
-        if _normalize(saved.get(key)) != _normalize(current.get(key))
+        if differs(key)
     ]
 
 

@@ -221,7 +221,8 @@ def build_components(fabric: Fabric, plan: Plan) -> Components:
         local_processes=max(1, fabric.world_size // max(1, config.num_nodes)),
         epochs=plan.epochs,
         quota_stream=plan.streaming and config.epoch_size is not None,
-        resumed=(plan.resume or {}).get("data_cache"),
+        # A checkpoint from before data_cache existed: that run read every epoch from disk.
+        resumed=None if plan.resume is None else plan.resume.get("data_cache", "none"),
     )
     cache = make_cache(cache_mode, capacity, image_shape, fabric.device)
     loader = DataLoader(  # type: ignore[call-overload]

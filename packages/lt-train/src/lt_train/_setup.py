@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import MISSING, dataclass
 from typing import Any
 
 import torch
@@ -350,7 +351,10 @@ def _load_resume(config: TrainConfig, fingerprint: dict[str, Any]) -> dict[str, 
             f"{state.get('format')!r}, expected {CHECKPOINT_FORMAT}). Fix: start a new run "
             "from its weights with checkpoint=... and a new out folder."
         )
-    changed = changed_options(state["run"], fingerprint)
+    defaults = {
+        f.name: f.default for f in dataclasses.fields(TrainConfig) if f.default is not MISSING
+    }
+    changed = changed_options(state["run"], fingerprint, defaults)
     if changed:
         raise ConfigError(
             f"resume_interrupted=True continues the run in '{config.out}' as it was started, "

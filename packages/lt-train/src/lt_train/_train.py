@@ -133,7 +133,7 @@ def _run(fabric: Fabric, plan: Plan, run: RunDir, log: RunLog) -> None:
     quiet = BatchFiller(parts.dataset, parts.micro_batch, log=False)
     parts.prefill_cache(progress.epoch, progress.step_in_epoch, quiet)
     # Distinct augmentations per process; a resumed run continues each process's streams.
-    fabric.seed_everything(config.seed + fabric.global_rank, workers=True)
+    _reseed(fabric, config.seed + fabric.global_rank)
     if plan.resume is not None:
         set_rng_state(plan.resume["rng"][fabric.global_rank])
     filler = BatchFiller(parts.dataset, parts.micro_batch, log=fabric.is_global_zero)
@@ -167,6 +167,15 @@ def _run(fabric: Fabric, plan: Plan, run: RunDir, log: RunLog) -> None:
         if loggers is not None:
             loggers.close(status, run.exported_last if status == "success" else None)
     fabric.barrier()
+
+
+def _reseed(fabric: Fabric, seed: int) -> None:
+    """Seed every RNG again, without a second "Seed set to" line in the log (the
+    ``verbose`` argument is newer than lightning-fabric 2.2)."""
+    try:
+        fabric.seed_everything(seed, workers=True, verbose=False)
+    except TypeError:
+        fabric.seed_everything(seed, workers=True)
 
 
 def _first_batches(
