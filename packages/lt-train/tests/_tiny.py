@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from torch import Tensor, nn
+
+from lt_core import from_dict
+from lt_train import TrainConfig
 
 
 class Tiny(nn.Module):
@@ -25,3 +30,21 @@ class Tiny(nn.Module):
 
     def feature_dim(self) -> int:
         return self.channels
+
+
+def tiny_config(out: Path, data: Path, **options: object) -> TrainConfig:
+    """A quick CPU run of :class:`Tiny` on 16x16 images (batch 8, no workers, no bar);
+    ``options`` override or add ``TrainConfig`` values."""
+    values: dict[str, object] = dict(
+        out=str(out),
+        data=str(data),
+        model=Tiny(),
+        epochs=1,
+        batch_size=8,
+        num_workers=0,
+        accelerator="cpu",
+        progress_bar=False,
+        transform_args={"image_size": [16, 16]},
+    )
+    values.update(options)
+    return from_dict(TrainConfig, values, "")

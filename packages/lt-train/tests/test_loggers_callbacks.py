@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from _tiny import Tiny
+from _tiny import tiny_config
 from PIL import Image
 
 from lt_core import ConfigError
-from lt_train import TrainConfig, train
+from lt_train import train
 from lt_train._callbacks import RunCallbacks
 from lt_train._run_args import CallbackArgs, EarlyStoppingArgs
 from lt_train._setup import auto_epochs
@@ -29,22 +29,7 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _train(out: Path, data: Path, **options: object) -> Path:
-    values: dict[str, object] = dict(
-        out=str(out),
-        data=str(data),
-        model=Tiny(),
-        epochs=1,
-        batch_size=8,
-        num_workers=0,
-        accelerator="cpu",
-        progress_bar=False,
-        log_every_n_steps=1,
-        transform_args={"image_size": [16, 16]},
-    )
-    values.update(options)
-    from lt_core import from_dict
-
-    return train(from_dict(TrainConfig, values, ""))
+    return train(tiny_config(out, data, **{"log_every_n_steps": 1, **options}))
 
 
 def _metrics(out: Path) -> list[dict[str, object]]:

@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from _tiny import Tiny
+from _tiny import tiny_config
 from PIL import Image
 
-from lt_core import from_dict
 from lt_train import TrainConfig, train
 from lt_train._atomic import atomic_torch_save
 from lt_train._run_dir import RunDir
@@ -17,20 +16,7 @@ NEWER_OPTIONS = ("compile", "data_cache", "decode", "decode_size")
 
 
 def _config(out: Path, data: Path, **options: object) -> TrainConfig:
-    values: dict[str, object] = dict(
-        out=str(out),
-        data=str(data),
-        model=Tiny(),
-        epochs=2,
-        batch_size=8,
-        num_workers=0,
-        accelerator="cpu",
-        progress_bar=False,
-        seed=3,
-        transform_args={"image_size": [16, 16]},
-    )
-    values.update(options)
-    return from_dict(TrainConfig, values, "")
+    return tiny_config(out, data, **{"epochs": 2, "seed": 3, **options})
 
 
 def test_a_checkpoint_without_the_newer_options_resumes(tmp_path: Path) -> None:
