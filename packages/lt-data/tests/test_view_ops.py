@@ -91,6 +91,8 @@ def color_images() -> torch.Tensor:
     x[1, :, :4] = 0.5  # flat region
     x[2, 0] = x[2, 1]  # r == g: torchvision's tie-break of the hue
     x[3, :, :2] = torch.tensor([1.0, 0.0, 0.0]).view(3, 1, 1)  # saturated
+    x[4, 2] = x[4, 0]  # r == b: where the hue wraps around (h = -1 or 5 sixths)
+    x[5, 2] = x[5, 1]  # g == b
     return x
 
 
