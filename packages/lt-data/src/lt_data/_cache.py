@@ -123,13 +123,13 @@ class ImageCache:
         pinned = self.images.is_pinned()
         for b in range(start, num_batches):
             index = order[b * batch_size : (b + 1) * batch_size]
-            if pinned:
-                out = torch.empty(
-                    (len(index), *self.image_shape), dtype=torch.uint8, pin_memory=True
-                )
-                yield torch.index_select(self.images, 0, index, out=out)
-            else:
-                yield self.images.index_select(0, index)
+            out = torch.empty(
+                (len(index), *self.image_shape),
+                dtype=torch.uint8,
+                device=self.images.device,
+                pin_memory=pinned,
+            )
+            yield torch.index_select(self.images, 0, index, out=out)
 
 
 def available_host_memory() -> int | None:
