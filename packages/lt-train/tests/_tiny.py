@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from PIL import Image
 from torch import Tensor, nn
 
 from lt_core import from_dict
@@ -48,3 +49,13 @@ def tiny_config(out: Path, data: Path, **options: object) -> TrainConfig:
     )
     values.update(options)
     return from_dict(TrainConfig, values, "")
+
+
+def write_images(folder: Path, count: int, size: int = 16, seed: int = 0) -> Path:
+    """``count`` random ``size`` x ``size`` PNGs ``0.png``, ``1.png``, ... in ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    gen = torch.Generator().manual_seed(seed)
+    for i in range(count):
+        pixels = torch.randint(0, 255, (size, size, 3), generator=gen, dtype=torch.uint8)
+        Image.fromarray(pixels.numpy()).save(folder / f"{i}.png")
+    return folder

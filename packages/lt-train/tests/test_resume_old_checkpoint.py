@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from _tiny import tiny_config
-from PIL import Image
+from _tiny import tiny_config, write_images
 
 from lt_train import TrainConfig, train
 from lt_train._atomic import atomic_torch_save
@@ -20,12 +19,7 @@ def _config(out: Path, data: Path, **options: object) -> TrainConfig:
 
 
 def test_a_checkpoint_without_the_newer_options_resumes(tmp_path: Path) -> None:
-    data = tmp_path / "images"
-    data.mkdir()
-    gen = torch.Generator().manual_seed(0)
-    for i in range(24):
-        pixels = torch.randint(0, 255, (16, 16, 3), generator=gen, dtype=torch.uint8).numpy()
-        Image.fromarray(pixels).save(data / f"{i}.png")
+    data = write_images(tmp_path / "images", 24)
     out = tmp_path / "out"
     train(_config(out, data))
     # Make it look like an older version's run, stopped after epoch 1 (3 steps of 8 images).

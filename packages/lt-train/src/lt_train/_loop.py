@@ -18,6 +18,7 @@ from lt_train._bad_images import BatchFiller, gather_skipped
 from lt_train._callbacks import RunCallbacks
 from lt_train._checkpoint import CHECKPOINT_FORMAT, get_rng_state, save_checkpoint
 from lt_train._components import Components
+from lt_train._conv_grad import small_conv_grads, small_conv_grads_apply
 from lt_train._loggers import MetricLoggers
 from lt_train._metrics import StepTimer
 from lt_train._optim import lr_at_step, set_lr, warmup_steps
@@ -94,6 +95,8 @@ def fit(
     timer = StepTimer()
     sync_skip = fabric.world_size > 1  # DDP: all-reduce gradients on the last micro-batch only
     save = functools.partial(_save, fabric, plan, run, parts, progress, filler, callbacks)
+    # CPU: a faster weight gradient for convolutions with a tiny output (see _conv_grad).
+    conv_grads = small_conv_grads_apply(fabric.device, config.compile)
     try:
         batches = first_epoch
         started = time.perf_counter() - progress.train_time_s
@@ -130,9 +133,13 @@ def fit(
                             for v in parts.transform(images)
                         ]
                     with fabric.no_backward_sync(method, enabled=sync_skip and micro < accum - 1):
-                        out = method(
-                            views, step=step, max_steps=max_steps, steps_per_epoch=steps_per_epoch
-                        )
+                        with small_conv_grads(conv_grads):
+                            out = method(
+                                views,
+                                step=step,
+                                max_steps=max_steps,
+                                steps_per_epoch=steps_per_epoch,
+                            )
                         fabric.backward(out["loss"] / accum)
                     loss = out["loss"].detach()
                     loss_sum += loss

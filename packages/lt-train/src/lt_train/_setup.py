@@ -161,21 +161,42 @@ def _decode(name: str, accelerator: str) -> str:
     return "cpu" if name == "auto" else name
 
 
-def _num_workers(value: int | str, devices: int | str, accelerator: str) -> int:
+def _num_workers(
+    value: int | str,
+    devices: int | list[int] | str,
+    accelerator: str,
+    batches_per_epoch: int | None = None,
+) -> int:
     """``"auto"``: the cores this process may use, shared by the processes of this machine,
     minus one for each training process itself (no fixed cap: decoding is what limits a
-    fast GPU)."""
+    fast GPU), and at most one worker fewer than the batches a process reads an epoch
+    (``batches_per_epoch``, the same on every process as ``batch_size`` is global;
+    ``None``: unknown, no limit). The main process waits for its first batch however it is
+    read; workers only help by reading the next ones during the steps. A run of one batch
+    an epoch reads it in the main process and starts no worker: no fork, and no
+    copy-on-write of the model's pages while it trains."""
     if isinstance(value, int):
         return value
     try:
         cores = len(os.sched_getaffinity(0))  # respects taskset, cgroups and SLURM bindings
     except AttributeError:  # not on Linux
         cores = os.cpu_count() or 1
+    processes = _local_processes(devices, accelerator)
+    workers = max(1, cores // processes - 1)
+    if batches_per_epoch is not None:
+        workers = min(workers, max(0, batches_per_epoch - 1))
+    return workers
+
+
+def _local_processes(devices: int | list[int] | str, accelerator: str) -> int:
+    """Training processes on this machine for a ``devices`` option."""
     if isinstance(devices, int):
-        processes = devices
-    else:
-        processes = torch.cuda.device_count() if accelerator == "cuda" else 1
-    return max(1, cores // max(1, processes) - 1)
+        return max(1, devices)
+    if isinstance(devices, list):
+        return max(1, len(devices))
+    if devices != "auto":  # "0,1"
+        return max(1, len([d for d in devices.split(",") if d.strip()]))
+    return max(1, torch.cuda.device_count()) if accelerator == "cuda" else 1
 
 
 def plan_run(config: TrainConfig) -> Plan:
@@ -269,7 +290,14 @@ def plan_run(config: TrainConfig) -> Plan:
         decode=decode,
         accelerator=accelerator,
         precision=precision,
-        num_workers=_num_workers(config.num_workers, config.devices, accelerator),
+        num_workers=_num_workers(
+            config.num_workers,
+            config.devices,
+            accelerator,
+            # Micro-batches of each process an epoch; a stream's epoch is split by worker,
+            # so its workers stay as they are.
+            None if streaming else (num_images // step_images) * config.gradient_accumulation_steps,
+        ),
         optimizer=optimizer,
         base_lr=base_lr,
         lr=lr,

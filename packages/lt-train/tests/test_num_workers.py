@@ -1,0 +1,58 @@
+"""The ``num_workers="auto"`` rule: cores shared by the machine's training processes, and
+no worker a run's epochs cannot use."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from _tiny import tiny_config, write_images
+
+from lt_train import _setup
+from lt_train._setup import _local_processes, _num_workers
+
+
+@pytest.fixture
+def cores(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_setup.os, "sched_getaffinity", lambda pid: set(range(16)), raising=False)
+
+
+def test_explicit_value_is_kept(cores: None) -> None:
+    assert _num_workers(3, 1, "cpu", batches_per_epoch=1) == 3
+    assert _num_workers(0, 1, "cpu") == 0
+
+
+def test_auto_uses_the_cores_minus_the_training_processes(cores: None) -> None:
+    assert _num_workers("auto", 1, "cpu") == 15
+    assert _num_workers("auto", 2, "cpu") == 7
+    assert _num_workers("auto", [0, 1, 2, 3], "cuda") == 3
+    assert _num_workers("auto", "0,1", "cuda") == 7
+    assert _num_workers("auto", 32, "cpu") == 1  # never none for a long run
+
+
+@pytest.mark.parametrize(
+    ("batches", "expected"), [(1, 0), (2, 1), (3, 2), (15, 14), (16, 15), (1000, 15), (None, 15)]
+)
+def test_auto_starts_no_worker_an_epoch_cannot_use(
+    cores: None, batches: int | None, expected: int
+) -> None:
+    assert _num_workers("auto", 1, "cpu", batches_per_epoch=batches) == expected
+
+
+def test_local_processes() -> None:
+    assert _local_processes(4, "cuda") == 4
+    assert _local_processes([3], "cuda") == 1
+    assert _local_processes(" 0, 1 ,", "cuda") == 2
+    assert _local_processes("auto", "cpu") == 1
+
+
+def test_plan_of_a_one_batch_run_starts_no_worker(tmp_path: Path, cores: None) -> None:
+    data = write_images(tmp_path / "data", 8)
+    plans = {}
+    for batch_size in (8, 4):
+        config = tiny_config(
+            tmp_path / f"out{batch_size}", data, batch_size=batch_size, num_workers="auto"
+        )
+        plans[batch_size] = _setup.plan_run(config)
+    assert plans[8].num_workers == 0  # one batch an epoch
+    assert plans[4].num_workers == 1  # two: one worker reads the second during the first step
