@@ -1,14 +1,17 @@
 """The ``num_workers="auto"`` rule: cores shared by the machine's training processes, and
-no worker a run's epochs cannot use."""
+no worker a run's epochs cannot use, and workers started before the model is built."""
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 
 import pytest
 from _tiny import tiny_config, write_images
 
-from lt_train import _setup
+from lt_data import ImageDataset
+from lt_train import _setup, _train, train
 from lt_train._setup import _local_processes, _num_workers
 
 
@@ -56,3 +59,33 @@ def test_plan_of_a_one_batch_run_starts_no_worker(tmp_path: Path, cores: None) -
         plans[batch_size] = _setup.plan_run(config)
     assert plans[8].num_workers == 0  # one batch an epoch
     assert plans[4].num_workers == 1  # two: one worker reads the second during the first step
+
+
+def test_workers_read_while_the_model_is_built(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first epoch's workers are started before the model is built: a worker has read
+    an image by the time ``build_model`` runs (it waits up to 30 s for one)."""
+    data = write_images(tmp_path / "data", 16)
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    read = ImageDataset.__getitem__
+
+    def marked(self: ImageDataset, index: int) -> object:
+        (markers / str(os.getpid())).touch()
+        return read(self, index)
+
+    build_model = _train.build_model
+    seen: list[set[str]] = []
+
+    def waiting(*args: object) -> None:
+        deadline = time.monotonic() + 30
+        while not any(markers.iterdir()) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        seen.append({p.name for p in markers.iterdir()})
+        build_model(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ImageDataset, "__getitem__", marked)
+    monkeypatch.setattr(_train, "build_model", waiting)
+    train(tiny_config(tmp_path / "out", data, num_workers=1))
+    assert len(seen) == 1 and seen[0] and str(os.getpid()) not in seen[0]

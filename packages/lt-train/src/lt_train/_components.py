@@ -31,15 +31,14 @@ from lt_train._setup import Plan
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Components", "build_components"]
+__all__ = ["Components", "build_data", "build_model"]
 
 
 @dataclass
 class Components:
-    """The parts of a run, set up by Fabric (``method`` and ``optimizer`` are wrapped)."""
+    """The parts of a run: the data side from :func:`build_data`, then ``method`` and
+    ``optimizer`` from :func:`build_model`, set up by Fabric (wrapped)."""
 
-    method: Any
-    optimizer: Any
     transform: nn.Module
     dataset: ImageDataset | WebImageDataset
     sampler: ResumableSampler | None  # None for a WebDataset stream
@@ -52,6 +51,8 @@ class Components:
     seed: int = 0
     rank: int = 0
     decoder: DeviceDecoder | None = None  # decode="gpu": decodes the workers' JPEG bytes
+    method: Any = None
+    optimizer: Any = None
 
     @property
     def unwrapped(self) -> Method:
@@ -142,7 +143,9 @@ def _ignore_stop_signals(worker_id: int) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
-def build_components(fabric: Fabric, plan: Plan) -> Components:
+def build_model(fabric: Fabric, plan: Plan, parts: Components) -> None:
+    """The model, method and optimizer of the run (restored from the checkpoint when
+    resuming), set up by Fabric, into ``parts``."""
     config = plan.config
     model = EmbeddingModel(plan.wrapper, embed_dim=config.embed_dim, pool=True)
     model.to(memory_format=plan.memory_format)  # type: ignore[call-overload]
@@ -172,6 +175,13 @@ def build_components(fabric: Fabric, plan: Plan) -> Components:
     if plan.resume is not None:
         optimizer.load_state_dict(plan.resume["optimizer"])
         fabric.strategy.precision.load_state_dict(plan.resume.get("precision") or {})
+    parts.method, parts.optimizer = method, optimizer
+
+
+def build_data(fabric: Fabric, plan: Plan) -> Components:
+    """The data side of the run: dataset, sampler, loader, data cache, views and GPU
+    decoder; no model yet, so the loader's workers can start while it is built."""
+    config = plan.config
     accumulation = config.gradient_accumulation_steps
     micro_batch = config.batch_size // fabric.world_size
     per_process = micro_batch * accumulation  # images of one optimizer step
@@ -242,8 +252,6 @@ def build_components(fabric: Fabric, plan: Plan) -> Components:
     # far>)``, which would restart a resumed run's data at epoch 0.
     transform = build_view_transform(plan.recipe).to(fabric.device)
     return Components(
-        method=method,
-        optimizer=optimizer,
         transform=transform,
         dataset=dataset,
         sampler=sampler,

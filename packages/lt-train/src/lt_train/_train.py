@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ from lt_core import ConfigError, LightlyTrainError
 from lt_train._atomic import atomic_write_text
 from lt_train._bad_images import BatchFiller
 from lt_train._checkpoint import set_rng_state
-from lt_train._components import Components, build_components
+from lt_train._components import build_data, build_model
 from lt_train._config import TrainConfig
 from lt_train._loggers import MetricLoggers
 from lt_train._logs import RunLog, run_log
@@ -127,8 +128,16 @@ def _run(fabric: Fabric, plan: Plan, run: RunDir, log: RunLog) -> None:
     if config.float32_matmul_precision != "auto":
         torch.set_float32_matmul_precision(config.float32_matmul_precision)
     fabric.seed_everything(config.seed, workers=True)
-    parts = build_components(fabric, plan)
+    parts = build_data(fabric, plan)
     progress = Progress.from_checkpoint(plan.resume)
+    filler = BatchFiller(parts.dataset, parts.micro_batch, log=fabric.is_global_zero)
+    # The loader's workers start reading the first batches while the model is built
+    # (creating the iterator draws no random number of the process; the filler draws
+    # stand-ins for bad images only when a batch is taken, after the reseed below). Not
+    # when a resumed run first refills the data cache from the same loader.
+    refill = parts.cache is not None and (progress.epoch, progress.step_in_epoch) != (0, 0)
+    early = None if refill else parts.epoch_images(progress.epoch, progress.step_in_epoch, filler)
+    build_model(fabric, plan, parts)
     # Before the RNG states are restored: refilling may draw stand-ins for bad images.
     quiet = BatchFiller(parts.dataset, parts.micro_batch, log=False)
     parts.prefill_cache(progress.epoch, progress.step_in_epoch, quiet)
@@ -136,8 +145,9 @@ def _run(fabric: Fabric, plan: Plan, run: RunDir, log: RunLog) -> None:
     _reseed(fabric, config.seed + fabric.global_rank)
     if plan.resume is not None:
         set_rng_state(plan.resume["rng"][fabric.global_rank])
-    filler = BatchFiller(parts.dataset, parts.micro_batch, log=fabric.is_global_zero)
-    first = _first_batches(fabric, parts, progress, filler)
+    if early is None:
+        early = parts.epoch_images(progress.epoch, progress.step_in_epoch, filler)
+    first = _first_batches(fabric, early)
     # The data is proven readable: only now may an earlier run's files be touched.
     aside = run.prepare(config.overwrite) if fabric.is_global_zero else None
     fabric.barrier()
@@ -178,12 +188,10 @@ def _reseed(fabric: Fabric, seed: int) -> None:
         fabric.seed_everything(seed, workers=True)
 
 
-def _first_batches(
-    fabric: Fabric, parts: Components, progress: Progress, filler: BatchFiller
-) -> Any:
-    """The image batches of the first epoch to train, with the first one already read:
-    a dataset without any readable image fails here, before the out folder is touched."""
-    batches = parts.epoch_images(progress.epoch, progress.step_in_epoch, filler)
+def _first_batches(fabric: Fabric, batches: Iterator[torch.Tensor]) -> Any:
+    """The image batches of the first epoch to train (``batches``), with the first one
+    already read: a dataset without any readable image fails here, before the out folder
+    is touched."""
     error: BaseException | None = None
     images: torch.Tensor | None = None
     try:
