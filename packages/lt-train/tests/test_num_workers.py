@@ -12,7 +12,7 @@ from _tiny import tiny_config, write_images
 
 from lt_data import ImageDataset
 from lt_train import _setup, _train, train
-from lt_train._setup import _local_processes, _num_workers
+from lt_train._setup import _num_workers, local_processes
 
 
 @pytest.fixture
@@ -42,11 +42,11 @@ def test_auto_starts_no_worker_an_epoch_cannot_use(
     assert _num_workers("auto", 1, "cpu", batches_per_epoch=batches) == expected
 
 
-def test_local_processes() -> None:
-    assert _local_processes(4, "cuda") == 4
-    assert _local_processes([3], "cuda") == 1
-    assert _local_processes(" 0, 1 ,", "cuda") == 2
-    assert _local_processes("auto", "cpu") == 1
+def testlocal_processes() -> None:
+    assert local_processes(4, "cuda") == 4
+    assert local_processes([3], "cuda") == 1
+    assert local_processes(" 0, 1 ,", "cuda") == 2
+    assert local_processes("auto", "cpu") == 1
 
 
 def test_plan_of_a_one_batch_run_starts_no_worker(tmp_path: Path, cores: None) -> None:

@@ -99,8 +99,11 @@ def _plain(t: Any) -> bool:
     return type(t) in (Tensor, torch.nn.Parameter)
 
 
-def _small_output(x: Tensor, weight: Tensor, args: dict[str, Any]) -> bool:
-    """Whether this conv2d call is one that :class:`_SmallOutputConv2d` speeds up."""
+def _small_output(args: dict[str, Any]) -> bool:
+    """Whether this conv2d call (its arguments by name) is one that
+    :class:`_SmallOutputConv2d` speeds up."""
+    x: Tensor = args["input"]
+    weight: Tensor = args["weight"]
     if not (_plain(x) and _plain(weight) and weight.requires_grad):
         return False
     if x.device.type != "cpu" or x.dim() != 4 or weight.dim() != 4:
@@ -133,9 +136,7 @@ class _SmallConvGrads(TorchFunctionMode):
         kwargs = kwargs or {}
         if func is torch.conv2d and torch.is_grad_enabled() and len(args) <= len(_ARG_NAMES):
             named = {**_DEFAULTS, **dict(zip(_ARG_NAMES, args)), **kwargs}
-            if set(named) == set(_ARG_NAMES) and _small_output(
-                named["input"], named["weight"], named
-            ):
+            if set(named) == set(_ARG_NAMES) and _small_output(named):
                 return _SmallOutputConv2d.apply(
                     named["input"],
                     named["weight"],

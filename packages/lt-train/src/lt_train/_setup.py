@@ -181,15 +181,16 @@ def _num_workers(
         cores = len(os.sched_getaffinity(0))  # respects taskset, cgroups and SLURM bindings
     except AttributeError:  # not on Linux
         cores = os.cpu_count() or 1
-    processes = _local_processes(devices, accelerator)
+    processes = local_processes(devices, accelerator)
     workers = max(1, cores // processes - 1)
     if batches_per_epoch is not None:
         workers = min(workers, max(0, batches_per_epoch - 1))
     return workers
 
 
-def _local_processes(devices: int | list[int] | str, accelerator: str) -> int:
-    """Training processes on this machine for a ``devices`` option."""
+def local_processes(devices: int | list[int] | str, accelerator: str) -> int:
+    """Training processes on this machine for a ``devices`` option (``"auto"``: every
+    CUDA GPU, or one process on another accelerator)."""
     if isinstance(devices, int):
         return max(1, devices)
     if isinstance(devices, list):

@@ -32,7 +32,7 @@ from lt_train._loggers import MetricLoggers
 from lt_train._logs import RunLog, run_log
 from lt_train._loop import Progress, export_model, fit
 from lt_train._run_dir import RunDir
-from lt_train._setup import Plan, plan_run
+from lt_train._setup import Plan, local_processes, plan_run
 from lt_train._stop import StopSignals, TrainingInterrupted
 
 logger = logging.getLogger(__name__)
@@ -97,7 +97,9 @@ def _make_fabric(plan: Plan) -> Fabric:
     if devices == "auto" and plan.accelerator == "cpu":
         devices = 1
     strategy: Any = config.strategy
-    if strategy == "auto" and (_count_devices(devices) > 1 or config.num_nodes > 1):
+    if strategy == "auto" and (
+        local_processes(devices, plan.accelerator) > 1 or config.num_nodes > 1
+    ):
         strategy = "ddp"
     if strategy in ("ddp", "ddp_find_unused_parameters_true"):
         # Wrapped models often hold layers that the features never use (a classifier head).
@@ -113,16 +115,6 @@ def _make_fabric(plan: Plan) -> Fabric:
     )
 
 
-def _count_devices(devices: Any) -> int:
-    if isinstance(devices, int):
-        return devices
-    if isinstance(devices, list):
-        return len(devices)
-    if devices == "auto":
-        return max(1, torch.cuda.device_count())
-    return len([d for d in str(devices).split(",") if d.strip()])
-
-
 def _run(fabric: Fabric, plan: Plan, run: RunDir, log: RunLog) -> None:
     config = plan.config
     if config.float32_matmul_precision != "auto":
@@ -130,24 +122,22 @@ def _run(fabric: Fabric, plan: Plan, run: RunDir, log: RunLog) -> None:
     fabric.seed_everything(config.seed, workers=True)
     parts = build_data(fabric, plan)
     progress = Progress.from_checkpoint(plan.resume)
+    # Before the RNG states are restored: refilling may draw stand-ins for bad images (a
+    # resumed run loads its model, so drawing them before the model is built changes
+    # nothing).
+    quiet = BatchFiller(parts.dataset, parts.micro_batch, log=False)
+    parts.prefill_cache(progress.epoch, progress.step_in_epoch, quiet)
     filler = BatchFiller(parts.dataset, parts.micro_batch, log=fabric.is_global_zero)
     # The loader's workers start reading the first batches while the model is built
     # (creating the iterator draws no random number of the process; the filler draws
-    # stand-ins for bad images only when a batch is taken, after the reseed below). Not
-    # when a resumed run first refills the data cache from the same loader.
-    refill = parts.cache is not None and (progress.epoch, progress.step_in_epoch) != (0, 0)
-    early = None if refill else parts.epoch_images(progress.epoch, progress.step_in_epoch, filler)
+    # stand-ins for bad images only when a batch is taken, after the reseed below).
+    batches = parts.epoch_images(progress.epoch, progress.step_in_epoch, filler)
     build_model(fabric, plan, parts)
-    # Before the RNG states are restored: refilling may draw stand-ins for bad images.
-    quiet = BatchFiller(parts.dataset, parts.micro_batch, log=False)
-    parts.prefill_cache(progress.epoch, progress.step_in_epoch, quiet)
     # Distinct augmentations per process; a resumed run continues each process's streams.
     _reseed(fabric, config.seed + fabric.global_rank)
     if plan.resume is not None:
         set_rng_state(plan.resume["rng"][fabric.global_rank])
-    if early is None:
-        early = parts.epoch_images(progress.epoch, progress.step_in_epoch, filler)
-    first = _first_batches(fabric, early)
+    first = _first_batches(fabric, batches)
     # The data is proven readable: only now may an earlier run's files be touched.
     aside = run.prepare(config.overwrite) if fabric.is_global_zero else None
     fabric.barrier()
