@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from _tiny import tiny_config
-from PIL import Image
+from _tiny import tiny_config, write_images
 
 from lt_core import ConfigError
 from lt_train import train
@@ -20,12 +19,7 @@ from lt_train._setup import auto_epochs
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("images")
-    gen = torch.Generator().manual_seed(0)
-    for i in range(32):
-        pixels = torch.randint(0, 255, (16, 16, 3), generator=gen, dtype=torch.uint8).numpy()
-        Image.fromarray(pixels).save(folder / f"{i}.png")
-    return folder
+    return write_images(tmp_path_factory.mktemp("images"), 32)
 
 
 def _train(out: Path, data: Path, **options: object) -> Path:
