@@ -59,6 +59,7 @@ from torch.utils.data import DataLoader
 import lt_core
 import lt_data
 import lt_methods
+from lt_train._host_malloc import keep_freed_memory, keep_freed_memory_apply
 
 ROWS = ("folder", "shards", "cache", "peer")
 METHODS = ("simclr", "dino")
@@ -526,6 +527,8 @@ def main(argv: list[str] | None = None) -> None:
             f"{args.workers} worker(s) > {usable_cores()} cores; on a busy machine "
             "--threads 1 can be much faster (the cache row has no workers)"
         )
+    if keep_freed_memory_apply(args.device):  # as the trainer does on the CPU
+        print(f"glibc malloc keeps freed memory (trainer default): {keep_freed_memory()}")
     files = pick_files(args.data, args.limit)
     print(
         f"data: {len(files)} images of {args.data}, decoded to {size}x{size}; batch "

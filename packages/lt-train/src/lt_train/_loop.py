@@ -19,6 +19,7 @@ from lt_train._callbacks import RunCallbacks
 from lt_train._checkpoint import CHECKPOINT_FORMAT, get_rng_state, save_checkpoint
 from lt_train._components import Components
 from lt_train._conv_grad import small_conv_grads, small_conv_grads_apply
+from lt_train._host_malloc import keep_freed_memory, keep_freed_memory_apply
 from lt_train._loggers import MetricLoggers
 from lt_train._metrics import StepTimer
 from lt_train._optim import lr_at_step, set_lr, warmup_steps
@@ -97,6 +98,8 @@ def fit(
     save = functools.partial(_save, fabric, plan, run, parts, progress, filler, callbacks)
     # CPU: a faster weight gradient for convolutions with a tiny output (see _conv_grad).
     conv_grads = small_conv_grads_apply(fabric.device, config.compile)
+    if keep_freed_memory_apply(fabric.device):  # CPU: no page faults for every step's tensors
+        keep_freed_memory()
     try:
         batches = first_epoch
         started = time.perf_counter() - progress.train_time_s
