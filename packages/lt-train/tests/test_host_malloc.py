@@ -48,7 +48,11 @@ _FAULTS = textwrap.dedent(
 def test_freed_blocks_are_reused_without_page_faults() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
     done = subprocess.run(
-        [sys.executable, "-c", _FAULTS, _host_malloc.__file__], capture_output=True, text=True, env=env, check=True
+        [sys.executable, "-c", _FAULTS, _host_malloc.__file__],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
     )
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["applied"]
