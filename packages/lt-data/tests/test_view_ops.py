@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from typing import Any
@@ -67,22 +68,78 @@ def top_level_ops(fn: Callable[[], Any]) -> int:
     return count
 
 
-@pytest.mark.parametrize(("recipe", "limit"), [(SIMCLR, 60), (DINO, 150)], ids=["simclr", "dino"])
+def small(recipe: list[ViewConfig], side: int) -> list[ViewConfig]:
+    """``recipe`` with views of ``side`` pixels (DINO's local views: ``side // 2``)."""
+    return [
+        dataclasses.replace(cfg, size=(side, side) if cfg.size[0] == 224 else (side // 2,) * 2)
+        for cfg in recipe
+    ]
+
+
+# Accelerator kernels: each op is a launch, so the count bounds the host time of a call.
+# CPU kernels at 32 px (the crop as matrix products): a few more ops for 2-4x less CPU time.
+@pytest.mark.parametrize(
+    ("recipe", "cpu_kernels", "side", "limit"),
+    [
+        (SIMCLR, False, 64, 60),
+        (DINO, False, 64, 150),
+        (small(SIMCLR, 32), True, 32, 75),
+        (small(DINO, 32), True, 32, 170),
+    ],
+    ids=["simclr", "dino", "simclr-cpu-32px", "dino-cpu-32px"],
+)
 def test_op_count_is_small_and_independent_of_the_batch_size(
-    recipe: list[ViewConfig], limit: int
+    recipe: list[ViewConfig], cpu_kernels: bool, side: int, limit: int
 ) -> None:
     transform = build_view_transform(recipe)
+    transform._cpu_kernels = cpu_kernels
     counts = []
     for batch in (2, 8):
-        images = torch.randint(0, 256, (batch, 3, 64, 64), dtype=torch.uint8)
+        images = torch.randint(0, 256, (batch, 3, side, side), dtype=torch.uint8)
         transform(images)  # builds the constant tables of this batch size
         counts.append(top_level_ops(lambda: transform(images)))  # noqa: B023
     assert counts[0] == counts[1] <= limit, counts
 
 
-def consts(cfg: ViewConfig, batch: int = 4, height: int = 16, width: int = 16) -> Consts:
+@pytest.mark.parametrize("recipe", [SIMCLR, DINO], ids=["simclr", "dino"])
+@pytest.mark.parametrize("side", [32, 96])
+def test_cpu_and_accelerator_kernels_make_the_same_views(
+    recipe: list[ViewConfig], side: int
+) -> None:
+    # 32 px: the crop as matrix products on the CPU; 96 px: roi_align in both.
+    transform = build_view_transform(small(recipe, side))
+    images = torch.randint(0, 256, (16, 3, side, side), dtype=torch.uint8)
+    views = []
+    for cpu_kernels in (True, False):
+        transform._cpu_kernels = cpu_kernels
+        torch.manual_seed(3)
+        views.append(transform(images))
+    for cpu, accelerator in zip(*views):
+        assert (cpu - accelerator).abs().max() <= 1e-4  # normalized: about 2e-5 of [0, 1]
+
+
+@pytest.mark.parametrize(
+    ("height", "width", "size"),
+    [(32, 32, (32, 32)), (32, 32, (14, 14)), (40, 24, (16, 20)), (17, 33, (33, 8))],
+)
+def test_dense_crop_is_roi_align(height: int, width: int, size: tuple[int, int]) -> None:
+    cfg = ViewConfig(size=size, num_views=3, crop_scale=(0.05, 1.0), crop_ratio=(0.5, 2.0))
+    plan = make_plan(size, [cfg] * 3, [0, 1, 2])
+    x = torch.rand(5, 3, height, width, generator=torch.Generator().manual_seed(0))
+    dense = build_consts(plan, 5, height, width, CPU, cpu=True)
+    roi = build_consts(plan, 5, height, width, CPU, cpu=False)
+    assert dense.lerp is not None and roi.lerp is None
+    torch.manual_seed(0)
+    rois, _ = ops.draw_params(roi, CPU)
+    expected = ops.crop(x, rois, size, roi)
+    assert (ops.crop(x, rois, size, dense) - expected).abs().max() <= 1e-5
+
+
+def consts(
+    cfg: ViewConfig, batch: int = 4, height: int = 16, width: int = 16, cpu: bool = True
+) -> Consts:
     plan = make_plan(cfg.size, [cfg], [0])
-    return build_consts(plan, batch, height, width, CPU)
+    return build_consts(plan, batch, height, width, CPU, cpu=cpu)
 
 
 def color_images() -> torch.Tensor:
@@ -108,9 +165,10 @@ def test_brightness_contrast_saturation_are_torchvisions(factor: float) -> None:
         assert (ours(x.clone(), f, c) - theirs(x, factor)).abs().max() <= 1e-5, ours.__name__
 
 
+@pytest.mark.parametrize("cpu_kernels", [True, False], ids=["cpu", "accelerator"])
 @pytest.mark.parametrize("hue", [-0.5, -0.37, -0.1, 0.0, 0.05, 0.25, 0.5])
-def test_hue_is_torchvisions(hue: float) -> None:
-    x, c = color_images(), consts(ViewConfig(size=(16, 16)), batch=6)
+def test_hue_is_torchvisions(hue: float, cpu_kernels: bool) -> None:
+    x, c = color_images(), consts(ViewConfig(size=(16, 16)), batch=6, cpu=cpu_kernels)
     shift = (torch.tensor([5.0, 3.0, 1.0]) + 6 * hue).view(1, 3, 1, 1).expand(6, 3, 1, 1)
     assert (ops.hue(x.clone(), shift, c) - TF.adjust_hue(x, hue)).abs().max() <= 1e-5
 

@@ -15,6 +15,8 @@ from torch import Tensor
 
 from lt_data._view_plan import CANDIDATES, Consts
 
+_NOT_MAX = 1e30  # hue: pushes the candidate of a channel below the max out of the amax
+
 
 def draw_params(c: Consts, device: torch.device) -> tuple[Tensor, Tensor]:
     """All random parameters of a group: the roi boxes ``(K, 5)`` of the crops and the misc
@@ -41,11 +43,33 @@ def draw_params(c: Consts, device: torch.device) -> tuple[Tensor, Tensor]:
     return box.as_strided((k, 5), (6, 1), 1), misc.take_along_dim(first, dim=2)
 
 
-def crop(x: Tensor, rois: Tensor, size: tuple[int, int]) -> Tensor:
+def crop(x: Tensor, rois: Tensor, size: tuple[int, int], c: Consts) -> Tensor:
     """The ``(K, 3, *size)`` crops of ``x`` (``rois`` from :func:`draw_params`): one bilinear
-    sample per output pixel at its center, a resize without antialias."""
-    crops: Tensor = torch.ops.torchvision.roi_align(x, rois, float(x.shape[-1]), *size, 1, True)
-    return crops
+    sample per output pixel at its center, a resize without antialias (torchvision's
+    ``roi_align`` with ``aligned=True`` and one sample per bin).
+
+    With the tables ``c.lerp`` and ``c.edges`` (small images on the CPU, where roi_align runs
+    on one core) the crop is ``Ry @ image @ Rx.T`` per view instead: bilinear sampling is
+    separable, and row ``j`` of ``Rx`` holds the weights of output column ``j`` over the
+    input columns. With ``p`` the sample position (input pixel ``n`` centered at ``n + 0.5``)
+    and ``G_n = clamp(e_n - p, 0, 1)`` for the edges ``e = [-inf, 1.5, ..., W - 0.5, inf]``,
+    the weight of pixel ``n`` is ``G_{n+1} - G_n``: ``1 - t`` and ``t`` on the two pixels
+    around ``p``, and the whole weight on the border pixel for ``p`` within half a pixel of
+    the border, as roi_align clamps there.
+    """
+    if c.lerp is None or c.edges is None:
+        crops: Tensor = torch.ops.torchvision.roi_align(
+            x, rois, float(x.shape[-1]), *size, 1, True
+        )
+        return crops
+    (h, w), (b, _, height, width) = size, x.shape
+    pos = torch.einsum("kr,rajx->kajx", rois, c.lerp)  # (K, 2, J, 1): x, y positions
+    weights = torch.sub(c.edges, pos).clamp_(0, 1).diff(dim=-1)  # (K, 2, J, N)
+    rx, ry = weights.unbind(1)
+    j, n = weights.shape[2:]
+    if (h, w, height, width) != (j, j, n, n):  # rectangular: the tables' unused ends
+        rx, ry = rx[:, :w, :width], ry[:, :h, :height]
+    return torch.einsum("kiy,kcyx,kjx->kcij", ry, x.repeat(rois.shape[0] // b, 1, 1, 1), rx)
 
 
 def blend_misc(misc: Tensor, c: Consts) -> tuple[Tensor, ...]:
@@ -78,14 +102,28 @@ def hue(x: Tensor, shift: Tensor, c: Consts) -> Tensor:
     and ``C = M - m`` the max, min and chroma of a pixel and ``i`` its argmax channel, the
     hue in sixths is ``h = 2 i + (x[i+1] - x[i+2]) / C`` and channel ``c`` of the result is
     ``M - C * clamp(min(k, 4 - k), 0, 1)`` with ``k = (shift_c + h) mod 6``.
+
+    The CPU kernels avoid the argmax (a ``max`` with indices over 3 channels takes 20x an
+    ``amax`` there): ``h`` is the ``amax`` over the channels of ``2 c + (x[c+1] - x[c+2]) / C
+    - 1e30 * (M - x[c])``, which is exact at a max channel and far below elsewhere. Where
+    two channels tie for the max, both give the same hue modulo 6, as torchvision's first
+    max does.
     """
-    high, top = x.max(dim=1, keepdim=True)  # first max: r, then g, then b, as torchvision
+    if c.sector is None:  # first max: r, then g, then b, as torchvision
+        high, top = x.max(dim=1, keepdim=True)
+    else:
+        high = x.amax(dim=1, keepdim=True)
     low = x.amin(dim=1, keepdim=True)
     chroma = (high - low).clamp_min_(1e-12)  # x[i+1] - x[i+2] is 0 where the chroma is 0
     # x[c+1] - x[c+2] for every channel c: a 3x3 channel mix (torch.linalg.cross with a
     # ones vector computes the same, 20x slower on the CPU).
-    diff = torch.einsum("oc,kchw->kohw", c.turn, x)
-    k = torch.add(shift, top, alpha=2).addcdiv_(diff.gather(1, top), chroma).remainder_(6)
+    diff = _mix(c.turn, x, c)
+    if c.sector is None:
+        k = torch.add(shift, top, alpha=2).addcdiv_(diff.gather(1, top), chroma)
+    else:
+        cand = diff.div_(chroma).add_(c.sector).add_(x - high, alpha=_NOT_MAX)
+        k = torch.add(shift, cand.amax(dim=1, keepdim=True))
+    k = k.remainder_(6)
     return torch.lerp(high, low, torch.minimum(k, 4 - k).clamp_(0, 1))
 
 
@@ -106,9 +144,19 @@ def gaussian_blur(x: Tensor, sigma: Tensor, c: Consts) -> Tensor:
 
 
 def _gray(x: Tensor, c: Consts) -> Tensor:
-    """``(K, 1, h, w)`` grayscale, a weighted channel sum (an einsum: float32 matmul, where a
-    conv2d would use TF32 on Ampere GPUs by default)."""
-    return torch.einsum("oc,kchw->kohw", c.gray, x)
+    """``(K, 1, h, w)`` grayscale, a weighted channel sum."""
+    return _mix(c.gray, x, c)
+
+
+def _mix(weights: Tensor, x: Tensor, c: Consts) -> Tensor:
+    """``(K, O, h, w)`` channel mix ``weights @ x`` of ``(O, 3)`` weights: a float32 matmul
+    (a conv2d would use TF32 on Ampere GPUs by default). One einsum op on an accelerator;
+    on the CPU a matmul over a view, 2-6x faster (the einsum copies ``x`` to put the
+    channels first)."""
+    if not c.cpu:
+        return torch.einsum("oc,kchw->kohw", weights, x)
+    k, ch, h, w = x.shape
+    return torch.matmul(weights, x.view(k, ch, h * w)).view(k, -1, h, w)
 
 
 def _gray_mean(x: Tensor, c: Consts) -> Tensor:

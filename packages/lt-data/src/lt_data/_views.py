@@ -95,6 +95,8 @@ class ViewTransform(nn.Module):
         self._num_views = sum(cfg.num_views for cfg in recipe)
         self._jittered = [i for i, p in enumerate(self.plans) if len(p.steps) > 1]
         self._consts: OrderedDict[tuple[object, ...], Consts] = OrderedDict()
+        # None: the CPU kernels on the CPU (see build_consts); tests set True or False.
+        self._cpu_kernels: bool | None = None
 
     def forward(self, images: Tensor) -> list[Tensor]:
         if images.ndim != 4 or images.shape[1] != 3:
@@ -135,10 +137,10 @@ class ViewTransform(nn.Module):
 
     def _constants(self, index: int, x: Tensor) -> Consts:
         b, _, h, w = x.shape
-        key = (index, b, h, w, x.device)
+        key = (index, b, h, w, x.device, self._cpu_kernels)
         consts = self._consts.get(key)
         if consts is None:
-            consts = build_consts(self.plans[index], b, h, w, x.device)
+            consts = build_consts(self.plans[index], b, h, w, x.device, self._cpu_kernels)
             self._consts[key] = consts
             if len(self._consts) > _CACHE_SIZE * len(self.plans):
                 self._consts.popitem(last=False)
@@ -160,7 +162,7 @@ def _plans(recipe: tuple[ViewConfig, ...]) -> tuple[GroupPlan, ...]:
 def _run_group(plan: GroupPlan, x: Tensor, c: Consts, order: tuple[str, ...]) -> tuple[Tensor, ...]:
     """All views of one plan: ``(B, 3, *plan.size)`` tensors in view order."""
     rois, misc = ops.draw_params(c, x.device)
-    y = ops.crop(x, rois, plan.size)
+    y = ops.crop(x, rois, plan.size, c)
     p = dict(zip(plan.misc, ops.blend_misc(misc, c)))
     for step in order:
         y = _STEP_OPS[step](y, p[step], c)
