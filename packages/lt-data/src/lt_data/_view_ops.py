@@ -58,9 +58,7 @@ def crop(x: Tensor, rois: Tensor, size: tuple[int, int], c: Consts) -> Tensor:
     the border, as roi_align clamps there.
     """
     if c.lerp is None or c.edges is None:
-        crops: Tensor = torch.ops.torchvision.roi_align(
-            x, rois, float(x.shape[-1]), *size, 1, True
-        )
+        crops: Tensor = torch.ops.torchvision.roi_align(x, rois, float(x.shape[-1]), *size, 1, True)
         return crops
     (h, w), (b, _, height, width) = size, x.shape
     pos = torch.einsum("kr,rajx->kajx", rois, c.lerp)  # (K, 2, J, 1): x, y positions
