@@ -2,8 +2,8 @@
 """Host time per call and top-level op count of the view transform (``lt_data``).
 
 Prints, for the SimCLR and DINO recipes of ``lt_methods`` (default transform args), the
-mean wall time of one call on the CPU and the number of top-level operators it dispatches
-(profiler events of the ``aten::`` / ``torchvision::`` namespaces that are not nested in
+median wall time of one call on the CPU and the number of top-level operators it dispatches,
+with the CPU kernels and with the kernels used on an accelerator (profiler events of the ``aten::`` / ``torchvision::`` namespaces that are not nested in
 another operator; a GPU kernel launch each, roughly). With ``--old PATH``, a copy of an
 earlier ``_views.py`` (for example the kornia pipeline, ``git show
 860997a:packages/lt-data/src/lt_data/_views.py > /tmp/old_views.py``) is measured too.
@@ -83,18 +83,26 @@ def main() -> None:
     if args.old:
         builders = {"old": load_builder(args.old), **builders}
     print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads")
-    print(f"{'case':22} {'impl':4} {'ms/call':>9} {'ops/call':>9}")
+    print(
+        f"{'case':22} {'impl':4} {'ms/call':>9} {'ops/call':>9} {'ops (accelerator kernels)':>26}"
+    )
     for label, method, batch, side, targs in CASES:
         cls = lt_methods.get_method(method)
         recipe = cls.view_recipe(cls.TransformArgs(**targs))
         g = torch.Generator().manual_seed(0)
         images = torch.randint(0, 256, (batch, 3, side, side), dtype=torch.uint8, generator=g)
         for impl, build in builders.items():
-            call = functools.partial(build(recipe), images)
+            transform = build(recipe)
+            call = functools.partial(transform, images)
             with torch.no_grad():
                 ms = 1000 * seconds_per_call(call, args.repeats)
                 ops = top_level_ops(call)
-            print(f"{label:22} {impl:4} {ms:9.1f} {ops:9d}")
+                launches = "-"
+                if hasattr(transform, "_cpu_kernels"):  # the kernels used on a GPU
+                    transform._cpu_kernels = False
+                    call()
+                    launches = str(top_level_ops(call))
+            print(f"{label:22} {impl:4} {ms:9.1f} {ops:9d} {launches:>26}")
 
 
 if __name__ == "__main__":
