@@ -12,10 +12,11 @@ every step touches fresh pages: on 2 cores a ResNet-18 step on 128 images of 32x
 :func:`keep_freed_memory` raises both thresholds with ``mallopt``: blocks up to
 :data:`MMAP_THRESHOLD` come from the heap, and up to :data:`TRIM_THRESHOLD` of free heap is
 kept for the next step. The process's peak memory is what the step needs either way (the
-same to 2% in the measurement above); what changes is that the memory freed after the peak
-stays with the process until it ends. The setting is process-wide and stays for the
-process's lifetime (forked DataLoader workers inherit it). ``LIGHTLY_TRAIN_HOST_MALLOC=0``
-in the environment leaves ``malloc`` as it is.
+same to 2% in the measurement above); what changes is that memory freed during the run
+stays with the process until ``train`` returns and trims the heap (``_train._trim_heap``).
+The setting is process-wide and stays for the process's lifetime (DataLoader workers forked
+after it inherit it). ``LIGHTLY_TRAIN_HOST_MALLOC=0`` in the environment leaves ``malloc``
+as it is.
 """
 
 from __future__ import annotations
