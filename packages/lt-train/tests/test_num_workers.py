@@ -42,7 +42,7 @@ def test_auto_starts_no_worker_an_epoch_cannot_use(
     assert _num_workers("auto", 1, "cpu", batches_per_epoch=batches) == expected
 
 
-def testlocal_processes() -> None:
+def test_local_processes() -> None:
     assert local_processes(4, "cuda") == 4
     assert local_processes([3], "cuda") == 1
     assert local_processes(" 0, 1 ,", "cuda") == 2
