@@ -13,7 +13,7 @@ import pytest
 import torch
 from _tiny import tiny_config, write_images
 
-from lt_train import _host_malloc, _loop, train
+from lt_train import _host_malloc, _loop, _train, train
 from lt_train._host_malloc import is_glibc, keep_freed_memory_apply
 
 needs_glibc = pytest.mark.skipif(not is_glibc(), reason="mallopt is glibc's")
@@ -76,7 +76,10 @@ def test_a_cpu_run_applies_it_unless_turned_off(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, setting: str
 ) -> None:
     calls: list[bool] = []
+    trims: list[bool] = []
     monkeypatch.setattr(_loop, "keep_freed_memory", lambda: calls.append(True) or True)
+    monkeypatch.setattr(_train, "trim_heap", lambda: trims.append(True))
     monkeypatch.setenv("LIGHTLY_TRAIN_HOST_MALLOC", setting)
     train(tiny_config(tmp_path / "out", write_images(tmp_path / "images", 8)))
     assert calls == ([True] if setting == "1" else [])
+    assert trims == [True]  # the freed heap goes back when train() returns, either way

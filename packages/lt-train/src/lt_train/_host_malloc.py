@@ -1,4 +1,5 @@
-"""Keep freed host memory in the process during CPU training (glibc only).
+"""glibc's ``malloc`` during and after training: keep freed host memory in the process
+while a CPU run trains, hand it back when ``train`` returns (glibc only, no-ops elsewhere).
 
 glibc's ``malloc`` serves every block above its mmap threshold (128 KiB at first, raised up
 to 32 MiB as such blocks are freed) with a fresh ``mmap`` and gives it back to the kernel on
@@ -13,7 +14,7 @@ every step touches fresh pages: on 2 cores a ResNet-18 step on 128 images of 32x
 :data:`MMAP_THRESHOLD` come from the heap, and up to :data:`TRIM_THRESHOLD` of free heap is
 kept for the next step. The process's peak memory is what the step needs either way (the
 same to 2% in the measurement above); what changes is that memory freed during the run
-stays with the process until ``train`` returns and trims the heap (``_train._trim_heap``).
+stays with the process until ``train`` returns and trims the heap (:func:`trim_heap`).
 The setting is process-wide and stays for the process's lifetime (DataLoader workers forked
 after it inherit it). ``LIGHTLY_TRAIN_HOST_MALLOC=0`` in the environment leaves ``malloc``
 as it is.
@@ -25,6 +26,7 @@ import ctypes
 import logging
 import os
 import sys
+from typing import Any
 
 import torch
 
@@ -56,11 +58,8 @@ def keep_freed_memory_apply(device: torch.device) -> bool:
 def keep_freed_memory() -> bool:
     """Raise glibc's mmap and trim thresholds (see the module docstring); returns whether
     glibc took both settings (``False`` off glibc or when ``mallopt`` refuses one)."""
-    if not is_glibc():
-        return False
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
+    mallopt = _glibc_function("mallopt")
+    if mallopt is None:
         return False
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     mallopt.restype = ctypes.c_int
@@ -70,3 +69,24 @@ def keep_freed_memory() -> bool:
     if not ok:
         logger.debug("glibc refused the malloc thresholds; malloc is left as it was.")
     return ok
+
+
+def trim_heap() -> None:
+    """Give the heap that the run freed (its optimizer state, activations, batches) back to
+    the operating system: glibc keeps freed memory in its arenas (up to
+    :data:`TRIM_THRESHOLD` after :func:`keep_freed_memory`), so a process that goes on after
+    ``train`` (a notebook, a fine-tuning script) would hold it for nothing. Only with glibc;
+    elsewhere a no-op."""
+    trim = _glibc_function("malloc_trim")
+    if trim is not None:
+        trim(0)
+
+
+def _glibc_function(name: str) -> Any:
+    """The C function ``name`` of this process's glibc, or ``None`` off glibc."""
+    if not is_glibc():
+        return None
+    try:
+        return getattr(ctypes.CDLL(None), name)
+    except (OSError, AttributeError):
+        return None

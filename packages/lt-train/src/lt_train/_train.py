@@ -9,11 +9,9 @@ the bad-image policy live in their own modules.
 
 from __future__ import annotations
 
-import ctypes
 import json
 import logging
 import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,6 +26,7 @@ from lt_train._bad_images import BatchFiller
 from lt_train._checkpoint import set_rng_state
 from lt_train._components import build_data, build_model
 from lt_train._config import TrainConfig
+from lt_train._host_malloc import trim_heap
 from lt_train._loggers import MetricLoggers
 from lt_train._logs import RunLog, run_log
 from lt_train._loop import Progress, export_model, fit
@@ -68,22 +67,8 @@ def train(config: TrainConfig) -> Path:
         try:
             _run(fabric, plan, run, log)
         finally:
-            _trim_heap()
+            trim_heap()
     return run.root
-
-
-def _trim_heap() -> None:
-    """Give the heap that the run freed (its optimizer state, activations, batches) back to
-    the operating system: glibc keeps freed memory in its arenas, so a process that goes on
-    after ``train`` (a notebook, a fine-tuning script) would hold ~100 MB of it for nothing.
-    Only on Linux with glibc; elsewhere a no-op."""
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        trim = ctypes.CDLL(None).malloc_trim  # glibc; musl has no malloc_trim
-    except (OSError, AttributeError):
-        return
-    trim(0)
 
 
 def _first_process() -> bool:
