@@ -3,8 +3,9 @@
 
 Prints, for the SimCLR and DINO recipes of ``lt_methods`` (default transform args), the
 median wall time of one call on the CPU and the number of top-level operators it dispatches,
-with the CPU kernels and with the kernels used on an accelerator (profiler events of the ``aten::`` / ``torchvision::`` namespaces that are not nested in
-another operator; a GPU kernel launch each, roughly). With ``--old PATH``, a copy of an
+with the CPU kernels and with the kernels used on an accelerator (profiler events of the
+``aten::`` / ``torchvision::`` namespaces that are not nested in another operator; a GPU
+kernel launch each, roughly). With ``--old PATH``, a copy of an
 earlier ``_views.py`` (for example the kornia pipeline, ``git show
 860997a:packages/lt-data/src/lt_data/_views.py > /tmp/old_views.py``) is measured too.
 

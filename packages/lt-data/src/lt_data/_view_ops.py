@@ -107,7 +107,7 @@ def hue(x: Tensor, shift: Tensor, c: Consts) -> Tensor:
     two channels tie for the max, both give the same hue modulo 6, as torchvision's first
     max does.
     """
-    if c.sector is None:  # first max: r, then g, then b, as torchvision
+    if not c.cpu:  # first max: r, then g, then b, as torchvision
         high, top = x.max(dim=1, keepdim=True)
     else:
         high = x.amax(dim=1, keepdim=True)
@@ -116,7 +116,7 @@ def hue(x: Tensor, shift: Tensor, c: Consts) -> Tensor:
     # x[c+1] - x[c+2] for every channel c: a 3x3 channel mix (torch.linalg.cross with a
     # ones vector computes the same, 20x slower on the CPU).
     diff = _mix(c.turn, x, c)
-    if c.sector is None:
+    if not c.cpu:
         k = torch.add(shift, top, alpha=2).addcdiv_(diff.gather(1, top), chroma)
     else:
         cand = diff.div_(chroma).add_(c.sector).add_(x - high, alpha=_NOT_MAX)

@@ -110,9 +110,9 @@ class Consts:
     taps: Tensor  # (k,) -t**2 / 2 of the blur taps
     norm_scale: Tensor  # (K, 3, 1, 1)
     norm_bias: Tensor  # (K, 3, 1, 1)
+    sector: Tensor  # (1, 3, 1, 1): [0, 2, 4], the hue (in sixths) at each max channel
     # Kernels for the CPU: channel mixes as matmul, hue without an argmax (_view_ops.hue).
     cpu: bool = False
-    sector: Tensor | None = None  # (1, 3, 1, 1): [0, 2, 4], the hue (in sixths) at each max
     # The crop as matrix products (None: roi_align), see _view_ops.crop:
     lerp: Tensor | None = None  # (5, 2, J, 1): roi row -> sample position of output pixel j
     edges: Tensor | None = None  # (2, 1, N + 1): x, y: [-inf, 1.5, 2.5, ..., W or H - 0.5, inf]
@@ -269,8 +269,8 @@ def build_consts(
         taps=dev(-((torch.arange(k, dtype=torch.float64) - k // 2) ** 2) / 2),
         norm_scale=dev((1 / std).repeat_interleave(batch, 0)),
         norm_bias=dev((-mean / std).repeat_interleave(batch, 0)),
+        sector=dev(torch.tensor([0.0, 2.0, 4.0]).view(1, 3, 1, 1)),
         cpu=cpu,
-        sector=dev(torch.tensor([0.0, 2.0, 4.0]).view(1, 3, 1, 1)) if cpu else None,
         lerp=dev(lerp) if lerp is not None else None,
         edges=dev(edges) if edges is not None else None,
     )
