@@ -77,14 +77,15 @@ def small(recipe: list[ViewConfig], side: int) -> list[ViewConfig]:
 
 
 # Accelerator kernels: each op is a launch, so the count bounds the host time of a call.
-# CPU kernels at 32 px (the crop as matrix products): a few more ops for 2-4x less CPU time.
+# CPU kernels (32 px): more, cheaper ops (binary instead of ternary, no remainder); a CPU op
+# costs its pass over the data, and the count only guards against ops per view or per image.
 @pytest.mark.parametrize(
     ("recipe", "cpu_kernels", "side", "limit"),
     [
         (SIMCLR, False, 64, 60),
         (DINO, False, 64, 150),
-        (small(SIMCLR, 32), True, 32, 75),
-        (small(DINO, 32), True, 32, 170),
+        (small(SIMCLR, 32), True, 32, 110),
+        (small(DINO, 32), True, 32, 215),
     ],
     ids=["simclr", "dino", "simclr-cpu-32px", "dino-cpu-32px"],
 )
@@ -115,24 +116,32 @@ def test_cpu_and_accelerator_kernels_make_the_same_views(
         torch.manual_seed(3)
         views.append(transform(images))
     for cpu, accelerator in zip(*views):
-        assert (cpu - accelerator).abs().max() <= 1e-4  # normalized: about 2e-5 of [0, 1]
+        assert (cpu - accelerator).abs().max() <= 4e-4  # normalized: about 1e-4 of [0, 1]
 
 
 @pytest.mark.parametrize(
     ("height", "width", "size"),
-    [(32, 32, (32, 32)), (32, 32, (14, 14)), (40, 24, (16, 20)), (17, 33, (33, 8))],
+    [
+        (32, 32, (32, 32)),
+        (32, 32, (14, 14)),
+        (40, 24, (16, 20)),
+        (17, 33, (33, 8)),
+        (256, 192, (224, 224)),
+        (224, 224, (96, 96)),
+    ],
 )
-def test_dense_crop_is_roi_align(height: int, width: int, size: tuple[int, int]) -> None:
+def test_cpu_crop_is_roi_align(height: int, width: int, size: tuple[int, int]) -> None:
     cfg = ViewConfig(size=size, num_views=3, crop_scale=(0.05, 1.0), crop_ratio=(0.5, 2.0))
     plan = make_plan(size, [cfg] * 3, [0, 1, 2])
     x = torch.rand(5, 3, height, width, generator=torch.Generator().manual_seed(0))
-    dense = build_consts(plan, 5, height, width, CPU, cpu=True)
+    grid = build_consts(plan, 5, height, width, CPU, cpu=True)
     roi = build_consts(plan, 5, height, width, CPU, cpu=False)
-    assert dense.lerp is not None and roi.lerp is None
+    assert grid.grid is not None and roi.grid is None
     torch.manual_seed(0)
     rois, _ = ops.draw_params(roi, CPU)
     expected = ops.crop(x, rois, size, roi)
-    assert (ops.crop(x, rois, size, dense) - expected).abs().max() <= 1e-5
+    # grid_sample's normalized coordinates: float32 rounding of about 1e-5 pixel at 256 px.
+    assert (ops.crop(x, rois, size, grid) - expected).abs().max() <= 1e-4
 
 
 def consts(

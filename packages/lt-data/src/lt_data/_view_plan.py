@@ -1,11 +1,13 @@
 """The static plan of a view group and its constant tables (private to ``lt_data._views``).
 
 All random parameters of a group come from one ``torch.rand`` tensor of shape
-``(K, 1, CANDIDATES, R)`` (``K = views * batch`` rows, view-major) that one
+``(K, 1, CANDIDATES * 6 + M)`` (``K = views * batch`` rows, view-major) that one
 ``addcmul(off, u, scale)`` and one ``clamp(lo, hi)`` turn into values. The tables built here
-give each column its distribution. The ``1`` broadcasts to 3 rows: for the crop columns
-they are the rows of the roi box (``[_, b]``, ``[x1, y1]``, ``[x2, y2]``, in units of the
-input width), for the other ("misc") columns the RGB channels.
+give each column its distribution. The first ``CANDIDATES * 6`` columns are the 6 crop
+columns of each crop candidate, the last ``M`` the other ("misc") columns, drawn once. The
+``1`` broadcasts to 3 rows: for the crop columns they are the rows of the roi box (``[_,
+b]``, ``[x1, y1]``, ``[x2, y2]``, in units of the input width), for the misc columns the RGB
+channels.
 
 * Crop: candidate ``j < TRIES`` is one of torchvision's ``RandomResizedCrop`` attempts
   (area ``a``, log aspect ratio, position); the last candidate is its fallback, a constant.
@@ -34,9 +36,6 @@ SIGMA_DELTA = 1e-3  # blur sigma of rows that are not blurred: a unit impulse ke
 GRAY = (0.2989, 0.587, 0.114)  # torchvision's rgb_to_grayscale weights
 _HUE_OFFSETS = (5.0, 3.0, 1.0)  # hsv -> rgb: channel c is V - C * tent((n_c + 6 h) mod 6)
 _N = float(2**24)
-# On the CPU, crops of inputs and views up to this side are two matrix products (see
-# _view_ops.crop): 3x faster than roi_align at 32-64 px, as fast at 96, slower above.
-DENSE_CROP_MAX_SIDE = 64
 A, ELL, GX, GY, UX, UY = range(6)  # the crop columns; the misc columns follow
 
 
@@ -94,11 +93,11 @@ def blur_kernel_size(size: tuple[int, int]) -> int:
 class Consts:
     """The device tensors of one plan for one batch size and input size."""
 
-    off: Tensor  # (K, 3, CANDIDATES, R)
-    scale: Tensor  # (K, 3, CANDIDATES, R)
-    lo: Tensor | None  # (R,) clamp bounds, None when no column needs clamping
+    off: Tensor  # (K, 3, CANDIDATES * 6 + M): the crop columns per candidate, then misc
+    scale: Tensor  # (K, 3, CANDIDATES * 6 + M)
+    lo: Tensor | None  # (CANDIDATES * 6 + M,) clamp bounds, None when no column needs one
     hi: Tensor | None
-    split: list[int]  # a, ell, (gx, gy), (ux, uy), misc
+    split: list[int]  # the crop columns: a, ell, (gx, gy), (ux, uy)
     sgn: Tensor  # (2,) +1 for x, -1 for y
     full: Tensor  # (2,) the input's width and height
     min_size: Tensor | None  # (3, 1, 1) [0, 1, 1] where a try may round to 0 pixels, else None
@@ -113,9 +112,9 @@ class Consts:
     sector: Tensor  # (1, 3, 1, 1): [0, 2, 4], the hue (in sixths) at each max channel
     # Kernels for the CPU: channel mixes as matmul, hue without an argmax (_view_ops.hue).
     cpu: bool = False
-    # The crop as matrix products (None: roi_align), see _view_ops.crop:
-    lerp: Tensor | None = None  # (5, 2, J, 1): roi row -> sample position of output pixel j
-    edges: Tensor | None = None  # (2, 1, N + 1): x, y: [-inf, 1.5, 2.5, ..., W or H - 0.5, inf]
+    # The crop as grid_sample (None: roi_align), see _view_ops.crop: (5, 2, J), roi row ->
+    # 1 + the grid coordinate of output pixel j, x (row 0) and y (row 1).
+    grid: Tensor | None = None
 
 
 def _fallback(cfg: ViewConfig, height: int, width: int) -> tuple[int, int]:
@@ -187,24 +186,17 @@ def _misc_columns(t: Tensor, s: Tensor, cfg: ViewConfig, plan: GroupPlan) -> Non
             t[..., i], s[..., i] = max(0.0, 1 - x), 1 + x - max(0.0, 1 - x)
 
 
-def use_dense_crop(plan: GroupPlan, height: int, width: int) -> bool:
-    """Whether :func:`build_consts` sets up the CPU crop as matrix products: for inputs and
-    views of at most :data:`DENSE_CROP_MAX_SIDE` pixels a side."""
-    return max(height, width, *plan.size) <= DENSE_CROP_MAX_SIDE
-
-
-def _dense_crop_tables(size: tuple[int, int], height: int, width: int) -> tuple[Tensor, Tensor]:
-    """``lerp`` and ``edges`` of :class:`Consts` (see :func:`_view_ops.crop`)."""
-    (h, w), n = size, max(height, width)
-    lerp = torch.zeros(5, 2, max(h, w), 1, dtype=torch.float64)
-    for axis, out in enumerate((w, h)):  # x, then y; roi columns [b, x1, y1, x2, y2]
+def _grid_table(size: tuple[int, int], height: int, width: int) -> Tensor:
+    """``grid`` of :class:`Consts` (see :func:`_view_ops.crop`): output pixel ``j`` of ``n``
+    samples at ``x1 + (j + 0.5) / n * (x2 - x1)``; ``grid_sample`` maps ``[0, W]`` to ``[-1,
+    1]``, and the roi is in units of the width."""
+    (h, w) = size
+    table = torch.zeros(5, 2, max(h, w), dtype=torch.float64)
+    for axis, (out, full) in enumerate(((w, width), (h, height))):  # roi [b, x1, y1, x2, y2]
         f = (torch.arange(out, dtype=torch.float64) + 0.5) / out
-        lerp[1 + axis, axis, :out, 0] = width * (1 - f)  # the roi is in units of the width
-        lerp[3 + axis, axis, :out, 0] = width * f
-    edges = (torch.arange(n + 1, dtype=torch.float64) + 0.5).repeat(2, 1, 1)
-    edges[:, 0, 0] = -math.inf
-    edges[0, 0, width], edges[1, 0, height] = math.inf, math.inf  # the axes' far borders
-    return lerp, edges
+        table[1 + axis, axis, :out] = 2 * width / full * (1 - f)
+        table[3 + axis, axis, :out] = 2 * width / full * f
+    return table
 
 
 def build_consts(
@@ -216,10 +208,11 @@ def build_consts(
     cpu: bool | None = None,
 ) -> Consts:
     """The constant tables of ``plan`` for a ``(batch, 3, height, width)`` input. ``cpu``
-    (default: whether ``device`` is the CPU) selects the CPU kernels: channel mixes as
-    matmul, the hue without an argmax and, for small images (:func:`use_dense_crop`), the
-    crop as matrix products. Both kernel sets compute the same views up to float rounding;
-    the others dispatch fewer ops (launches on an accelerator)."""
+    (default: whether ``device`` is the CPU) selects the CPU kernels: the crop as
+    ``grid_sample``, channel mixes as matmul, the hue without an argmax or a remainder, and
+    binary ops instead of ternary ones that broadcast (see :mod:`lt_data._view_ops`). Both
+    kernel sets compute the same views up to float rounding; the others dispatch fewer ops
+    (launches on an accelerator)."""
     misc, views = plan.misc, len(plan.views)
     t = torch.zeros(views, 3, CANDIDATES, 6 + len(misc), dtype=torch.float64)
     s = torch.zeros_like(t)
@@ -228,7 +221,8 @@ def build_consts(
         _misc_columns(t[v], s[v], cfg, plan)
     t, s = t.repeat_interleave(batch, 0), s.repeat_interleave(batch, 0)
     t[:, 0, :, UY] = (torch.arange(views * batch) % batch).to(t)[:, None]  # roi batch index
-    lo, hi = _bounds(plan)
+    t, s = _flat(t), _flat(s)
+    lo, hi = (_flat(b.expand(CANDIDATES, -1)) for b in _bounds(plan))
     weight = {s: "jitter" for s in STEPS} | {"sigma": "blur"}
     ident = torch.tensor([SIGMA_DELTA if n == "sigma" else 1.0 for n in misc]).repeat(3, 1, 1)
     if "hue" in misc:
@@ -243,15 +237,13 @@ def build_consts(
 
     if cpu is None:
         cpu = device.type == "cpu"
-    dense = cpu and use_dense_crop(plan, height, width)
-    lerp, edges = _dense_crop_tables(plan.size, height, width) if dense else (None, None)
 
     return Consts(
         off=dev(t),
         scale=dev(s),
         lo=dev(lo) if torch.isfinite(lo).any() else None,
         hi=dev(hi) if torch.isfinite(lo).any() else None,
-        split=[1, 1, 2, 2, len(misc)],
+        split=[1, 1, 2, 2],
         sgn=dev(torch.tensor([1.0, -1.0])),
         full=dev(torch.tensor([float(width), float(height)])),
         min_size=dev(torch.tensor([0.0, 1.0, 1.0]).view(3, 1, 1))
@@ -271,9 +263,14 @@ def build_consts(
         norm_bias=dev((-mean / std).repeat_interleave(batch, 0)),
         sector=dev(torch.tensor([0.0, 2.0, 4.0]).view(1, 3, 1, 1)),
         cpu=cpu,
-        lerp=dev(lerp) if lerp is not None else None,
-        edges=dev(edges) if edges is not None else None,
+        grid=dev(_grid_table(plan.size, height, width)) if cpu else None,
     )
+
+
+def _flat(t: Tensor) -> Tensor:
+    """``(..., CANDIDATES, 6 + M)`` tables as ``(..., CANDIDATES * 6 + M)``: the crop columns of
+    every candidate, then the misc columns of the first (they are the same in all)."""
+    return torch.cat([t[..., :6].flatten(-2), t[..., 0, 6:]], dim=-1)
 
 
 def _bounds(plan: GroupPlan) -> tuple[Tensor, Tensor]:
