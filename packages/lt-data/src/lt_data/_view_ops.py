@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from lt_data._view_plan import CANDIDATES, Consts
+from lt_data._view_plan import CANDIDATES, ELL, A, Consts
 
 _NOT_MAX = 1e30  # hue: pushes the candidate of a channel below the max out of the amax
 # CPU blur: one 2-D convolution up to this kernel size (views of up to ~64 px), two 1-D above.
@@ -36,15 +36,22 @@ def draw_params(c: Consts, device: torch.device) -> tuple[Tensor, Tensor]:
     misc = p.as_strided((k, 3, 1, m), (3 * n, n, m, 1), CANDIDATES * 6)
     crops = p.as_strided((k, 3, CANDIDATES, 6), (3 * n, n, 6, 1))
     area, ell, corner, pos = torch.split(crops, c.split, dim=-1)
+    if c.cpu:  # the sizes of row 1 only (row 2 has the same; row 0's are 0: area 0), then
+        # the boxes of the chosen candidates only: a third and an 11th of the work
+        area, ell = (p.as_strided((k, 1, CANDIDATES, 1), (3 * n, n, 6, 1), n + i) for i in (A, ELL))
     # Width and height of each candidate in pixels: sqrt(a * H * W * r), sqrt(a * H * W / r).
     size = torch.addcmul(torch.xlogy(0.5, area), ell, c.sgn).exp_().round_()
     valid = size <= c.full
     if c.min_size is not None:
-        valid &= size >= c.min_size
+        valid &= size >= c.min_size[-size.shape[1] :]
     # torchvision takes the first valid of its tries; the last candidate (fallback) always is.
     first = valid.all(dim=(1, 3), keepdim=True).max(dim=2, keepdim=True).indices
     # Rows [_, b], [x1, y1], [x2, y2] of the roi box: x1 = x + f * w with x = u * (W - w).
-    box = torch.lerp(pos, corner, size / c.full).take_along_dim(first, dim=2)
+    if c.cpu:
+        _, _, corner, pos = crops.take_along_dim(first, dim=2).split(c.split, dim=-1)
+        box = torch.lerp(pos, corner, size.take_along_dim(first, dim=2) * c.row_scale)
+    else:
+        box = torch.lerp(pos, corner, size / c.full).take_along_dim(first, dim=2)
     return box.as_strided((k, 5), (6, 1), 1), misc
 
 

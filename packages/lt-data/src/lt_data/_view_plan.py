@@ -100,6 +100,7 @@ class Consts:
     split: list[int]  # the crop columns: a, ell, (gx, gy), (ux, uy)
     sgn: Tensor  # (2,) +1 for x, -1 for y
     full: Tensor  # (2,) the input's width and height
+    row_scale: Tensor  # (3, 1, 2) 1 / full in the rows [x1, y1] and [x2, y2], 0 in [_, b]
     min_size: Tensor | None  # (3, 1, 1) [0, 1, 1] where a try may round to 0 pixels, else None
     ident: Tensor  # (3, 1, M) misc values of rows whose op is not applied
     widx: Tensor  # (M,) misc column whose value is the lerp weight of each column
@@ -246,6 +247,7 @@ def build_consts(
         split=[1, 1, 2, 2],
         sgn=dev(torch.tensor([1.0, -1.0])),
         full=dev(torch.tensor([float(width), float(height)])),
+        row_scale=dev(torch.tensor([0.0, 1.0, 1.0]).view(3, 1, 1) / torch.tensor([width, height])),
         min_size=dev(torch.tensor([0.0, 1.0, 1.0]).view(3, 1, 1))
         if _may_round_to_zero(plan, height, width)
         else None,
