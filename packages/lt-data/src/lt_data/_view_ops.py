@@ -70,10 +70,8 @@ def crop(x: Tensor, rois: Tensor, size: tuple[int, int], c: Consts) -> Tensor:
         return crops
     (h, w), (b, ch, _, _), k = size, x.shape, rois.shape[0]
     v = k // b
-    # (B, V, 2, J): x and y of the samples in grid units, [-1, 1] over the image.
-    pos = torch.einsum("bvr,raj->bvaj", rois.view(v, b, 5).transpose(0, 1), c.grid).sub_(1)
-    gx, gy = pos[:, :, 0, None, :w], pos[:, :, 1, :h, None]
-    grid = torch.stack(torch.broadcast_tensors(gx, gy), dim=-1).view(b, v * h, w, 2)
+    image_major = rois.view(v, b, 5).transpose(0, 1).reshape(k, 5)
+    grid = torch.addmm(c.grid[0], image_major, c.grid[1:]).view(b, v * h, w, 2)
     out = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
     return out.view(b, ch, v, h, w).permute(2, 0, 1, 3, 4).contiguous().view(k, ch, h, w)
 
@@ -122,8 +120,9 @@ def hue(x: Tensor, shift: Tensor, c: Consts) -> Tensor:
     low = x.amin(dim=1, keepdim=True)
     chroma = (high - low).clamp_min_(1e-12)  # x[i+1] - x[i+2] is 0 where the chroma is 0
     # x[c+1] - x[c+2] for every channel c: a 3x3 channel mix (torch.linalg.cross with a
-    # ones vector computes the same, 20x slower on the CPU).
-    diff = _mix(c.turn, x, c)
+    # ones vector computes the same, 20x slower on the CPU); on the CPU three subtractions
+    # into the channels of one tensor, 2x faster than the batched matmul there.
+    diff = _mix(c.turn, x, c) if not c.cpu else _turn(x)
     if not c.cpu:
         k = torch.add(shift, top, alpha=2).addcdiv_(diff.gather(1, top), chroma)
         k = k.remainder_(6)
@@ -134,6 +133,14 @@ def hue(x: Tensor, shift: Tensor, c: Consts) -> Tensor:
     # 5], |hue factor| <= 0.5), u = |k - 5| is in [0, 8] and d = ||u - 6| - 3|.
     d = torch.add(shift - 5, cand.amax(dim=1, keepdim=True)).abs_().sub_(6).abs_().sub_(3)
     return d.abs_().sub_(1).clamp_(0, 1).mul_(chroma).add_(low)  # low + chroma * (1 - tent)
+
+
+def _turn(x: Tensor) -> Tensor:
+    """``x[c+1] - x[c+2]`` in channel ``c``."""
+    diff = torch.empty_like(x)
+    for channel in range(3):
+        torch.sub(x[:, (channel + 1) % 3], x[:, (channel + 2) % 3], out=diff[:, channel])
+    return diff
 
 
 def grayscale(x: Tensor, mask: Tensor, c: Consts) -> Tensor:

@@ -113,8 +113,8 @@ class Consts:
     sector: Tensor  # (1, 3, 1, 1): [0, 2, 4], the hue (in sixths) at each max channel
     # Kernels for the CPU: channel mixes as matmul, hue without an argmax (_view_ops.hue).
     cpu: bool = False
-    # The crop as grid_sample (None: roi_align), see _view_ops.crop: (5, 2, J), roi row ->
-    # 1 + the grid coordinate of output pixel j, x (row 0) and y (row 1).
+    # The crop as grid_sample (None: roi_align), see _view_ops.crop: (6, h * w * 2), the
+    # grid of a view as 1 (row 0) and roi (rows 1-5) times the table.
     grid: Tensor | None = None
 
 
@@ -188,16 +188,19 @@ def _misc_columns(t: Tensor, s: Tensor, cfg: ViewConfig, plan: GroupPlan) -> Non
 
 
 def _grid_table(size: tuple[int, int], height: int, width: int) -> Tensor:
-    """``grid`` of :class:`Consts` (see :func:`_view_ops.crop`): output pixel ``j`` of ``n``
-    samples at ``x1 + (j + 0.5) / n * (x2 - x1)``; ``grid_sample`` maps ``[0, W]`` to ``[-1,
-    1]``, and the roi is in units of the width."""
-    (h, w) = size
-    table = torch.zeros(5, 2, max(h, w), dtype=torch.float64)
+    """``grid`` of :class:`Consts` (see :func:`_view_ops.crop`): output pixel ``(i, j)`` of an
+    ``h x w`` view samples at ``x1 + (j + 0.5) / w * (x2 - x1)``, ``y1 + (i + 0.5) / h * (y2 -
+    y1)``; ``grid_sample`` maps ``[0, W]`` to ``[-1, 1]``, and the roi is in units of the
+    width. Row 0 is the constant ``-1``, rows 1-5 the factors of the roi's columns."""
+    h, w = size
+    table = torch.zeros(6, h, w, 2, dtype=torch.float64)
+    table[0] = -1.0
     for axis, (out, full) in enumerate(((w, width), (h, height))):  # roi [b, x1, y1, x2, y2]
         f = (torch.arange(out, dtype=torch.float64) + 0.5) / out
-        table[1 + axis, axis, :out] = 2 * width / full * (1 - f)
-        table[3 + axis, axis, :out] = 2 * width / full * f
-    return table
+        f = f.view(1, -1) if axis == 0 else f.view(-1, 1)
+        table[2 + axis, ..., axis] = 2 * width / full * (1 - f)
+        table[4 + axis, ..., axis] = 2 * width / full * f
+    return table.view(6, -1)
 
 
 def build_consts(
