@@ -84,8 +84,8 @@ def small(recipe: list[ViewConfig], side: int) -> list[ViewConfig]:
     [
         (SIMCLR, False, 64, 60),
         (DINO, False, 64, 150),
-        (small(SIMCLR, 32), True, 32, 110),
-        (small(DINO, 32), True, 32, 215),
+        (small(SIMCLR, 32), True, 32, 120),
+        (small(DINO, 32), True, 32, 230),
     ],
     ids=["simclr", "dino", "simclr-cpu-32px", "dino-cpu-32px"],
 )
@@ -187,11 +187,11 @@ def test_grayscale_and_normalize() -> None:
     cfg = ViewConfig(size=(16, 16), mean=(0.1, 0.2, 0.3), std=(0.5, 0.25, 2.0))
     c = consts(cfg, batch=6)
     assert (
-        ops.grayscale(x, torch.ones(6, 3, 1, 1), c) - TF.rgb_to_grayscale(x, 3)
+        ops.grayscale(x.clone(), torch.ones(6, 3, 1, 1), c) - TF.rgb_to_grayscale(x, 3)
     ).abs().max() <= 1e-5
-    assert torch.equal(ops.grayscale(x, torch.zeros(6, 3, 1, 1), c), x)
+    assert (ops.grayscale(x.clone(), torch.zeros(6, 3, 1, 1), c) - x).abs().max() <= 1e-6
     expected = TF.normalize(x, list(cfg.mean), list(cfg.std))
-    assert (ops.normalize(x, c) - expected).abs().max() <= 1e-5
+    assert (ops.normalize(x.clone(), c) - expected).abs().max() <= 1e-5
 
 
 def test_blur_is_a_normalized_gaussian_with_reflect_padding() -> None:

@@ -2,7 +2,8 @@
 
 Every function takes all views of a group at once, ``(K, 3, h, w)`` float images in
 ``[0, 1]`` with per-row parameters of shape ``(K, 3, 1, 1)`` (or ``(K, 1, 1, 1)``), and runs a
-fixed handful of torch ops whatever ``K`` is. A row whose op is not applied gets the op's
+fixed handful of torch ops whatever ``K`` is. The pixel ops may write into the images they
+are given (the pipeline's own crops). A row whose op is not applied gets the op's
 identity parameter (factor 1, hue shift 0, a unit impulse blur kernel), so no op needs a
 mask or an index of the selected rows.
 """
@@ -91,12 +92,12 @@ def brightness(x: Tensor, factor: Tensor, c: Consts) -> Tensor:
 
 def contrast(x: Tensor, factor: Tensor, c: Consts) -> Tensor:
     """torchvision's ``adjust_contrast``: blend with the mean of the grayscale image."""
-    return _blend(_gray_mean(x, c), x, factor, c).clamp_(0, 1)
+    return _toward(x, _gray_mean(x, c), factor, c).clamp_(0, 1)
 
 
 def saturation(x: Tensor, factor: Tensor, c: Consts) -> Tensor:
     """torchvision's ``adjust_saturation``: blend with the grayscale image."""
-    return _blend(_gray(x, c), x, factor, c).clamp_(0, 1)
+    return _toward(x, _gray(x, c), factor, c).clamp_(0, 1)
 
 
 def hue(x: Tensor, shift: Tensor, c: Consts) -> Tensor:
@@ -145,7 +146,9 @@ def _turn(x: Tensor) -> Tensor:
 
 def grayscale(x: Tensor, mask: Tensor, c: Consts) -> Tensor:
     """torchvision's ``rgb_to_grayscale`` (3 channels) where ``mask`` is 1."""
-    return _blend(x, _gray(x, c), mask, c)
+    if not c.cpu:
+        return torch.lerp(x, _gray(x, c), mask)
+    return _toward(x, _gray(x, c), 1 - mask, c)
 
 
 def gaussian_blur(x: Tensor, sigma: Tensor, c: Consts) -> Tensor:
@@ -168,13 +171,13 @@ def gaussian_blur(x: Tensor, sigma: Tensor, c: Consts) -> Tensor:
     return y.view(k, ch, h, w)
 
 
-def _blend(start: Tensor, end: Tensor, weight: Tensor, c: Consts) -> Tensor:
-    """``torch.lerp(start, end, weight)``; on the CPU as ``(end - start) * weight + start``:
-    there a ternary op whose operands broadcast in different dimensions takes 3-5x as
-    long as these binary ones."""
+def _toward(x: Tensor, anchor: Tensor, weight: Tensor, c: Consts) -> Tensor:
+    """``torch.lerp(anchor, x, weight)``; on the CPU ``(x - anchor) * weight + anchor`` in
+    place in ``x``: there a ternary op whose operands broadcast in different dimensions
+    takes 3-5x as long as these binary ones, and reusing ``x`` keeps the pass in cache."""
     if not c.cpu:
-        return torch.lerp(start, end, weight)
-    return torch.sub(end, start).mul_(weight).add_(start)
+        return torch.lerp(anchor, x, weight)
+    return x.sub_(anchor).mul_(weight).add_(anchor)
 
 
 def _gray(x: Tensor, c: Consts) -> Tensor:
@@ -210,4 +213,4 @@ def normalize(x: Tensor, c: Consts) -> Tensor:
     """``(x - mean) / std`` with each view's mean and std."""
     if not c.cpu:
         return torch.addcmul(c.norm_bias, x, c.norm_scale)
-    return torch.mul(x, c.norm_scale).add_(c.norm_bias)
+    return x.mul_(c.norm_scale).add_(c.norm_bias)
