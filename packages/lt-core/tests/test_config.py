@@ -82,3 +82,18 @@ def test_view_config_validates() -> None:
         ViewConfig(size=(32, 32), crop_scale=(0.5, 0.2))
     with pytest.raises(ConfigError, match="blur_prob must be in"):
         ViewConfig(size=(32, 32), blur_prob=2.0)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"prob": 1.5}, r"ColorJitter.prob must be in \[0, 1\]"),
+        ({"contrast": -0.1}, "ColorJitter.contrast must be >= 0"),
+        ({"hue": 0.6}, r"ColorJitter.hue must be in \[0, 0.5\]"),
+        ({"hue": -0.1}, r"ColorJitter.hue must be in \[0, 0.5\]"),
+    ],
+)
+def test_color_jitter_validates(kwargs: dict[str, float], message: str) -> None:
+    assert ColorJitter(hue=0.5, brightness=0.0).hue == 0.5
+    with pytest.raises(ConfigError, match=message):
+        ColorJitter(**kwargs)

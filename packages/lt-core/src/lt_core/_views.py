@@ -28,6 +28,18 @@ class ColorJitter:
     saturation: float = 0.2
     hue: float = 0.1
 
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.prob <= 1.0:
+            raise ConfigError(f"ColorJitter.prob must be in [0, 1], got {self.prob}.")
+        for name in ("brightness", "contrast", "saturation"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"ColorJitter.{name} must be >= 0, got {getattr(self, name)}.")
+        if not 0.0 <= self.hue <= 0.5:
+            raise ConfigError(
+                f"ColorJitter.hue must be in [0, 0.5] (0.5 shifts the hue by half the color "
+                f"circle, the most there is), got {self.hue}."
+            )
+
 
 @dataclass(frozen=True, kw_only=True)
 class ViewConfig:
