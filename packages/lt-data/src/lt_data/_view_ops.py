@@ -43,7 +43,7 @@ def draw_params(c: Consts, device: torch.device) -> tuple[Tensor, Tensor]:
     # Width and height of each candidate in pixels: sqrt(a * H * W * r), sqrt(a * H * W / r).
     size = torch.addcmul(torch.xlogy(0.5, area), ell, c.sgn).exp_().round_()
     valid = size <= c.full
-    if c.min_size is not None:
+    if c.min_size is not None:  # the rows of size: 3, or row 1 alone (the CPU kernels)
         valid &= size >= c.min_size[-size.shape[1] :]
     # torchvision takes the first valid of its tries; the last candidate (fallback) always is.
     first = valid.all(dim=(1, 3), keepdim=True).max(dim=2, keepdim=True).indices
@@ -131,7 +131,8 @@ def hue(x: Tensor, shift: Tensor, c: Consts) -> Tensor:
     cand = diff.div_(chroma).add_(c.sector).add_(x - high, alpha=_NOT_MAX)
     # Without the mod (a remainder takes 10x a subtraction there): the tent is 1 - clamp(d -
     # 1, 0, 1), d the distance of k to the nearest of 2 + 6 n. With k in [-3, 13] (h in [-1,
-    # 5], |hue factor| <= 0.5), u = |k - 5| is in [0, 8] and d = ||u - 6| - 3|.
+    # 5], |hue factor| <= 0.5, which lt_core.ColorJitter checks), u = |k - 5| is in [0, 8]
+    # and d = ||u - 6| - 3|.
     d = torch.add(shift - 5, cand.amax(dim=1, keepdim=True)).abs_().sub_(6).abs_().sub_(3)
     return d.abs_().sub_(1).clamp_(0, 1).mul_(chroma).add_(low)  # low + chroma * (1 - tent)
 
