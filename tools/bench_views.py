@@ -30,10 +30,14 @@ from torch.profiler import ProfilerActivity, profile
 
 import lt_methods
 from lt_data._views import build_view_transform
+from lt_train._host_malloc import keep_freed_memory, keep_freed_memory_apply
 
-# (name, method, batch size, input side): SimCLR on CIFAR-like and ImageNet-like batches.
+# (name, method, batch size, input side, transform args): CIFAR-like and ImageNet-like
+# batches (DINO at 32x32: local views of 14 px, as the trainer resolves them).
 CASES = [
     ("simclr B=64 32x32", "simclr", 64, 32, {"image_size": (32, 32)}),
+    ("simclr B=256 32x32", "simclr", 256, 32, {"image_size": (32, 32)}),
+    ("dino   B=256 32x32", "dino", 256, 32, {"image_size": (32, 32)}),
     ("simclr B=32 224x224", "simclr", 32, 224, {}),
     ("dino   B=32 224x224", "dino", 32, 224, {}),
 ]
@@ -83,7 +87,11 @@ def main() -> None:
     builders = {"new": build_view_transform}
     if args.old:
         builders = {"old": load_builder(args.old), **builders}
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads")
+    # As the trainer on the CPU: without it, every call page-faults its large tensors.
+    kept = keep_freed_memory_apply(torch.device("cpu")) and keep_freed_memory()
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, malloc keeps freed memory: {kept}"
+    )
     print(
         f"{'case':22} {'impl':4} {'ms/call':>9} {'ops/call':>9} {'ops (accelerator kernels)':>26}"
     )
