@@ -36,10 +36,11 @@ def draw_params(c: Consts, device: torch.device) -> tuple[Tensor, Tensor]:
     m = n - CANDIDATES * 6
     misc = p.as_strided((k, 3, 1, m), (3 * n, n, m, 1), CANDIDATES * 6)
     crops = p.as_strided((k, 3, CANDIDATES, 6), (3 * n, n, 6, 1))
-    area, ell, corner, pos = torch.split(crops, c.split, dim=-1)
     if c.cpu:  # the sizes of row 1 only (row 2 has the same; row 0's are 0: area 0), then
         # the boxes of the chosen candidates only: a third and an 11th of the work
         area, ell = (p.as_strided((k, 1, CANDIDATES, 1), (3 * n, n, 6, 1), n + i) for i in (A, ELL))
+    else:
+        area, ell, corner, pos = torch.split(crops, c.split, dim=-1)
     # Width and height of each candidate in pixels: sqrt(a * H * W * r), sqrt(a * H * W / r).
     size = torch.addcmul(torch.xlogy(0.5, area), ell, c.sgn).exp_().round_()
     valid = size <= c.full
