@@ -50,7 +50,7 @@ def draw_params(c: Consts, device: torch.device) -> tuple[Tensor, Tensor]:
     first = valid.all(dim=(1, 3), keepdim=True).max(dim=2, keepdim=True).indices
     # Rows [_, b], [x1, y1], [x2, y2] of the roi box: x1 = x + f * w with x = u * (W - w).
     if c.cpu:
-        _, _, corner, pos = crops.take_along_dim(first, dim=2).split(c.split, dim=-1)
+        _, _, corner, pos = torch.split(crops.take_along_dim(first, dim=2), c.split, dim=-1)
         box = torch.lerp(pos, corner, size.take_along_dim(first, dim=2) * c.row_scale)
     else:
         box = torch.lerp(pos, corner, size / c.full).take_along_dim(first, dim=2)
