@@ -113,6 +113,27 @@ def test_solarize_threshold_and_grayscale() -> None:
     assert torch.allclose(view[:, 0], view[:, 1]) and torch.allclose(view[:, 1], view[:, 2])
 
 
+@pytest.mark.parametrize("cpu_kernels", [True, False])
+def test_solarize_only_in_the_views_that_ask_for_it(cpu_kernels: bool) -> None:
+    # One group of four views of the same size; only the second and third may solarize,
+    # so the solarization runs on their rows alone (and the third never solarizes).
+    x = images()
+    recipe = [
+        ViewConfig(**PLAIN),
+        ViewConfig(**{**PLAIN, "solarize_prob": 1.0}),
+        ViewConfig(**{**PLAIN, "solarize_prob": 1e-9}),
+        ViewConfig(**PLAIN),
+    ]
+    transform = build_view_transform(recipe)
+    transform._cpu_kernels = cpu_kernels
+    assert transform.plans[0].solarize_span == (1, 3)
+    first, second, third, fourth = transform(x)
+    f = x.float() / 255
+    for view in (first, third, fourth):
+        assert_close(view, f)
+    assert_close(second, torch.where(f >= 0.5, 1 - f, f))
+
+
 def test_color_jitter_and_blur_change_the_image() -> None:
     x = images()
     jitter = ColorJitter(prob=1.0, brightness=0.8, contrast=0.8, saturation=0.8, hue=0.2)

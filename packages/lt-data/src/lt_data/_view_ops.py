@@ -204,8 +204,9 @@ def _gray_mean(x: Tensor, c: Consts) -> Tensor:
 
 
 def solarize(x: Tensor, limit: Tensor, c: Consts) -> Tensor:
-    """Solarize with threshold 0.5 where ``limit`` is 1: ``min(x, limit - x)`` (2: identity)."""
-    return torch.minimum(x, limit - x)
+    """Solarize with threshold 0.5 where ``limit`` is 1: ``min(x, limit - x)`` (2: identity),
+    in place in ``x``."""
+    return torch.minimum(x, limit - x, out=x)
 
 
 def normalize(x: Tensor, c: Consts) -> Tensor:

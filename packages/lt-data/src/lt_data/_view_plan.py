@@ -53,6 +53,13 @@ class GroupPlan:
     solarize: bool
 
     @property
+    def solarize_span(self) -> tuple[int, int]:
+        """The views ``[first, end)`` that span every view with a solarize probability: the
+        solarization runs on their rows only (DINO: the second global view of two)."""
+        hits = [i for i, cfg in enumerate(self.views) if cfg.solarize_prob > 0]
+        return (hits[0], hits[-1] + 1) if hits else (0, 0)
+
+    @property
     def misc(self) -> tuple[str, ...]:
         """Names of the misc columns, in order."""
         lerp = ("one",) if self.steps or self.blur else ()
