@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import io
+import subprocess
+import sys
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -63,7 +67,42 @@ def _no_images(tmp_path: Path) -> Path:
     return tmp_path / "docs"
 
 
+def _tar(path: Path, members: list[tuple[str, bytes]]) -> Path:
+    with tarfile.open(path, "w") as tar:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+def _text_tar(tmp_path: Path) -> Path:
+    return _tar(tmp_path / "text.tar", [(f"{i}.txt", b"x") for i in range(40)])
+
+
+def _corrupt_tar(tmp_path: Path) -> Path:
+    return _tar(tmp_path / "corrupt.tar", [(f"{i}.jpg", b"not a jpeg") for i in range(40)])
+
+
 CASES = [
+    pytest.param(
+        lambda t, img: dict(data=_text_tar(t)),
+        DataError,
+        r"hold 40 sample\(s\), none with an image member \(a member name ending in \.jpg",
+        id="tar-without-images",
+    ),
+    pytest.param(
+        lambda t, img: dict(data=_corrupt_tar(t)),
+        DataError,
+        r"No image of the 1 shard\(s\) '.*corrupt\.tar' could be read",
+        id="tar-of-corrupt-images",
+    ),
+    pytest.param(  # an unreachable source with epoch_size: one failed pass, not a retry loop
+        lambda t, img: dict(data=f"pipe:cat {t}/missing-{{0..3}}.tar", epoch_size=10_000),
+        DataError,
+        r"no full batch of 8 images in the first epoch",
+        id="unreachable-stream",
+    ),
     pytest.param(
         lambda t, img: dict(data=t / "missing"), DataError, "missing", id="missing-folder"
     ),
@@ -143,3 +182,23 @@ def test_non_empty_out_without_overwrite(out: Path, images: Path) -> None:
             out=out, data=images, model="torchvision/resnet18", epochs=1, accelerator="cpu"
         )
     assert sorted(p.name for p in out.iterdir()) == ["keep.txt"]
+
+
+def test_a_script_whose_train_call_fails_exits(tmp_path: Path) -> None:
+    # An uncaught error keeps its traceback, and with it the loader's iterator, alive until
+    # the interpreter exits; the workers ignore SIGTERM, so train() must stop them itself
+    # or the exit waits for them forever.
+    data = _corrupt_tar(tmp_path)
+    script = tmp_path / "script.py"
+    script.write_text(
+        "import lightly_train\n"
+        f"lightly_train.train(out={str(tmp_path / 'out')!r}, data={str(data)!r}, "
+        "model='torchvision/resnet18', epochs=1, batch_size=8, accelerator='cpu', "
+        "num_workers=2, transform_args={'image_size': [32, 32]})\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 1
+    assert "DataError: No image of the 1 shard(s)" in proc.stderr
+    assert not (tmp_path / "out").exists()

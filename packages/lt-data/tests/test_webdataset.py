@@ -15,11 +15,12 @@ from lt_core import ConfigError, DataError
 from lt_data import (
     WebImageDataset,
     collate_images,
+    count_samples,
     decode_image,
     is_webdataset_source,
     list_shards,
 )
-from lt_data._webdataset import IMAGE_KEYS, find_image_member
+from lt_data._webdataset import IMAGE_MEMBER_SUFFIXES, _describe, find_image_member
 
 SIZE = (16, 16)
 
@@ -166,7 +167,7 @@ def test_find_image_member() -> None:
     assert find_image_member({"__key__": "k", "cls": b"", "seg.png": b"", "jpg": b""}) == "jpg"
     assert find_image_member({"seg.png": b"", "1.jpg": b""}) == "1.jpg"
     assert find_image_member({"__key__": "k", "txt": b""}) is None
-    assert {f".{k}" for k in IMAGE_KEYS} == {
+    assert {f".{k}" for k in IMAGE_MEMBER_SUFFIXES} == {
         ".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp"
     }  # fmt: skip
 
@@ -228,14 +229,19 @@ def test_fewer_shards_than_readers(
     three = pattern.replace("007", "002")
     with caplog.at_level(logging.WARNING):
         assert len(read_split(three, 0, 2)) == 10  # 2 of the 3 shards (readers 0 and 1)
-    # The warning comes from a DataLoader worker: check the message in the main process.
+    # The warning comes from a DataLoader worker; check_split gives it in the main process,
+    # and the workers then skip it.
     dataset = WebImageDataset(three, SIZE, rank=0, world_size=2)
+    caplog.clear()
     with caplog.at_level(logging.WARNING):
-        dataset._check_split(0, 2, 0, 4)
+        dataset.check_split(num_workers=2)
     assert "3 shard(s) for 4 readers" in caplog.text and "1 reader(s) get no shard" in caplog.text
+    assert dataset._checked == (2, 2)  # what a worker of 2 compares with before checking
     one = pattern.replace("{000..007}", "000")
     with pytest.raises(DataError, match=r"1 shard.* for 2 ranks"):
         list(WebImageDataset(one, SIZE, rank=1, world_size=2))
+    with pytest.raises(DataError, match=r"1 shard.* for 2 ranks.*make_shards"):
+        WebImageDataset(one, SIZE, rank=1, world_size=2).check_split()
     assert len(list(WebImageDataset(one, SIZE, rank=1, world_size=2, resampled=True,
                                     epoch_size=6))) == 3  # fmt: skip
 
@@ -252,3 +258,45 @@ def test_options_are_checked(shards: tuple[str, list[str]]) -> None:
         WebImageDataset(pattern, SIZE, rank=0)
     with pytest.raises(ConfigError, match="height, width"):
         WebImageDataset(pattern, (0, 3))
+
+
+def test_count_samples_with_images_only(tmp_path: Path, cifar_jpegs: list[Path]) -> None:
+    jpeg = cifar_jpegs[0].read_bytes()
+    shard = write_tar(
+        tmp_path / "s.tar",
+        [("a.jpg", jpeg), ("a.cls", b"1"), ("b.JPG", b"garbage"), ("c.txt", b"x"),
+         ("dir/d.seg.png", b"x"), ("e.json", b"{}"), ("e.cls", b"2")],
+    )  # fmt: skip
+    assert count_samples([str(shard)]) == 5  # a, b, c, dir/d, e
+    assert count_samples([str(shard)], images_only=True) == 3  # a, b (not decodable), dir/d
+    text = write_tar(tmp_path / "t.tar", [(f"{i}.txt", b"x") for i in range(4)])
+    assert count_samples([str(text)]) == 4 and count_samples([str(text)], images_only=True) == 0
+
+
+def test_a_stream_that_fails_whole_passes_stops_short_of_epoch_size(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # An unreachable source (here a pipe whose command fails) is not retried until the
+    # quota of epoch_size fills: one failed pass, one error item per shard, a warning.
+    missing = tmp_path / "gone"
+    urls = [f"pipe:cat {missing}-{i}.tar" for i in range(3)]
+    dataset = WebImageDataset(urls, SIZE, epoch_size=1000, shuffle_buffer=0)
+    with caplog.at_level(logging.WARNING):
+        items = list(dataset)
+    assert [i["path"] for i in items] == urls
+    # The exit status, or the empty stream when tar reads it before the status is in.
+    assert all(
+        f"'cat {missing}-{n}.tar' exited with status 1" in i["error"] or "empty file" in i["error"]
+        for n, i in enumerate(items)
+    )
+    assert "No readable image in a whole pass over 3 shard(s)" in caplog.text
+
+
+def test_curl_failures_are_described() -> None:
+    args = "(['curl', '--connect-timeout', '30', '-f', '-s', '-L', 'https://h/a.tar'],)"
+    for code, meaning in [(7, "could not connect"), (22, "HTTP error"), (99, "man curl")]:
+        error = OSError(f"({args}, {{'bufsize': 8192}}): exit {code} (read) {{}}")
+        text = _describe(error)
+        assert text.startswith(f"OSError: downloading the shard failed: curl exit code {code}")
+        assert meaning in text and "bufsize" not in text
+    assert _describe(ValueError("bad header @ <stream>")) == "ValueError: bad header"

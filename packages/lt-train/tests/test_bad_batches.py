@@ -3,6 +3,8 @@ trains on a full batch."""
 
 from __future__ import annotations
 
+import io
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -10,7 +12,7 @@ import torch
 from PIL import Image
 
 from lt_core import DataError
-from lt_data import ImageDataset
+from lt_data import ImageDataset, WebImageDataset
 from lt_train._bad_images import draw_readable as _draw_readable
 from lt_train._bad_images import refill as _refill
 
@@ -48,4 +50,19 @@ def test_draw_readable_skips_bad_files(tmp_path: Path) -> None:
 def test_draw_readable_fails_clearly_when_nothing_is_readable(tmp_path: Path) -> None:
     dataset = ImageDataset(_folder(tmp_path, good=0, bad=3), (8, 8))
     with pytest.raises(DataError, match="None of the 3 images could be read"):
+        _draw_readable(dataset, 2)
+
+
+def test_draw_readable_names_the_shards_of_a_stream_without_a_readable_image(
+    tmp_path: Path,
+) -> None:
+    # A stream has no length (without epoch_size): the error names its shards instead.
+    shard = tmp_path / "bad.tar"
+    with tarfile.open(shard, "w") as tar:
+        for name, data in [("a.jpg", b"not an image"), ("b.txt", b"text")]:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    dataset = WebImageDataset(str(shard), (8, 8), shuffle_buffer=0)
+    with pytest.raises(DataError, match=r"No image of the 1 shard\(s\) '.*bad\.tar' could be"):
         _draw_readable(dataset, 2)

@@ -22,7 +22,12 @@ from lt_data._resolution import (
     probe_short_side,
     resolve_decode_size,
 )
-from lt_data._shardlist import count_samples, is_webdataset_source, list_shards
+from lt_data._shardlist import (
+    IMAGE_MEMBER_SUFFIXES,
+    count_samples,
+    is_webdataset_source,
+    list_shards,
+)
 from lt_data._shards import ShardStats, make_shards
 from lt_data._views import build_view_transform
 from lt_data._webdataset import WebImageDataset
@@ -31,6 +36,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "IMAGE_EXTENSIONS",
+    "IMAGE_MEMBER_SUFFIXES",
     "MAX_DECODE_FACTOR",
     "DeviceDecoder",
     "FileList",

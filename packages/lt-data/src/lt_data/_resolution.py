@@ -19,7 +19,7 @@ from pathlib import Path
 from PIL import Image
 
 from lt_core import ConfigError, ViewConfig
-from lt_data._webdataset import IMAGE_KEYS
+from lt_data._webdataset import IMAGE_MEMBER_SUFFIXES
 
 logger = logging.getLogger(__name__)
 
@@ -114,7 +114,7 @@ def _shard_sides(shard: str) -> list[int]:
         with tarfile.open(path) as tar:
             for member in tar:
                 suffix = member.name.rsplit(".", 1)[-1].lower()
-                if not member.isfile() or suffix not in IMAGE_KEYS:
+                if not member.isfile() or suffix not in IMAGE_MEMBER_SUFFIXES:
                     continue
                 file = tar.extractfile(member)
                 side = _short_side(io.BytesIO(file.read())) if file is not None else None

@@ -10,10 +10,21 @@ from urllib.request import url2pathname
 
 from lt_core import DataError
 
-__all__ = ["SHARD_EXTENSIONS", "count_samples", "is_webdataset_source", "list_shards"]
+__all__ = [
+    "IMAGE_MEMBER_SUFFIXES",
+    "SHARD_EXTENSIONS",
+    "count_samples",
+    "is_webdataset_source",
+    "list_shards",
+]
 
 SHARD_EXTENSIONS = (".tar", ".tar.gz", ".tgz")
 """File extensions of WebDataset shards (matched in any letter case)."""
+
+IMAGE_MEMBER_SUFFIXES = ("jpg", "jpeg", "png", "webp", "ppm", "bmp", "tif", "tiff", "pgm")
+"""Member suffixes (lowercase, no dot) that hold a shard sample's image, in order of
+preference: a sample's image is its ``jpg`` member, else ``jpeg``, ...; a longer suffix
+ending in one of them (``seg.png``) counts too (see :class:`lt_data.WebImageDataset`)."""
 
 _STREAMS = ("http://", "https://", "pipe:")
 _BRACED_TAR = re.compile(r"[.{,](tar|tgz)(\.gz)?[,}]")  # "x.{tar,tgz}", "{a.tar,b.tar}"
@@ -129,12 +140,15 @@ def _check_local(shards: list[str], urls: Shards) -> None:
         )
 
 
-def count_samples(shards: list[str]) -> int | None:
+def count_samples(shards: list[str], *, images_only: bool = False) -> int | None:
     """The number of samples in local shards, from their tar headers (the image data is
     skipped, not read); ``None`` if a shard is remote (pass the count yourself then).
 
     A sample is a key (the member name up to its first dot) as WebDataset groups them.
-    An unreadable or truncated shard counts the samples before the damage.
+    With ``images_only``, only the samples with an image member count (a suffix such as
+    ``jpg`` or ``seg.png``, the members :class:`lt_data.WebImageDataset` decodes): the
+    images a pass over the shards yields, less the ones that fail to decode. An unreadable
+    or truncated shard counts the samples before the damage.
     """
     import tarfile
 
@@ -148,10 +162,17 @@ def count_samples(shards: list[str]) -> int | None:
             with tarfile.open(path, "r:*") as tar:  # seeks past the data of each member
                 for member in tar:
                     if member.isfile():
-                        name = os.path.basename(member.name)
-                        folder = os.path.dirname(member.name)
-                        keys.add(os.path.join(folder, name.split(".", 1)[0]))
+                        folder, name = os.path.split(member.name)
+                        key, _, suffix = name.partition(".")
+                        if not images_only or _is_image_suffix(suffix):
+                            keys.add(os.path.join(folder, key))
         except (OSError, tarfile.TarError):
             pass
         total += len(keys)
     return total
+
+
+def _is_image_suffix(suffix: str) -> bool:
+    """Whether a member with this suffix (after the key) holds an image: ``jpg``, ``JPG``,
+    ``seg.png`` (as :func:`lt_data._webdataset.find_image_member` picks them)."""
+    return suffix.rsplit(".", 1)[-1].lower() in IMAGE_MEMBER_SUFFIXES

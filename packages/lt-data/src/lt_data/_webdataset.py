@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import random
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,14 +14,11 @@ from torch.utils.data import IterableDataset, get_worker_info
 from lt_core import ConfigError, DataError
 from lt_data._decode import NamedBytesIO, check_image_size, decode_image_unchecked
 from lt_data._device_decode import read_encoded
-from lt_data._shardlist import Shards, list_shards
+from lt_data._shardlist import IMAGE_MEMBER_SUFFIXES, Shards, list_shards
 
 __all__ = ["WebImageDataset"]
 
 logger = logging.getLogger(__name__)
-
-# Member suffixes (lowercase, no dot) that hold the image, in order of preference.
-IMAGE_KEYS = ("jpg", "jpeg", "png", "webp", "ppm", "bmp", "tif", "tiff", "pgm")
 
 
 class WebImageDataset(IterableDataset[dict[str, Any]]):
@@ -116,6 +114,7 @@ class WebImageDataset(IterableDataset[dict[str, Any]]):
         self.resampled = resampled
         self.epoch = 0
         self._rank, self._world_size = rank, world_size
+        self._checked: tuple[int, int] | None = None  # (ranks, workers) of check_split
 
     def set_epoch(self, epoch: int) -> None:
         """Set the epoch that seeds the shard order and shuffling; call it on every rank
@@ -148,8 +147,8 @@ class WebImageDataset(IterableDataset[dict[str, Any]]):
         if self.epoch_size is not None:
             share = self.epoch_size // world_size
             quota = share // num_workers + (worker < share % num_workers)
-        if not self.resampled:
-            self._check_split(rank, world_size, reader, readers)
+        if not self.resampled and self._checked != (world_size, num_workers):
+            self._check_split(world_size, num_workers, warn=reader == 0)
         count = 0
         for item in self._items(reader, readers):
             if quota is not None and count >= quota:
@@ -157,21 +156,35 @@ class WebImageDataset(IterableDataset[dict[str, Any]]):
             yield item
             count += 1
 
-    def _check_split(self, rank: int, world_size: int, reader: int, readers: int) -> None:
-        n = len(self.shards)
+    def check_split(self, num_workers: int = 0) -> None:
+        """Check the shards against the readers: ``world_size`` ranks times ``num_workers``
+        DataLoader workers (0: the process itself reads). Each reader iterating checks it
+        too (the first one warns), but from a worker the warning misses the main process's
+        log handlers: call it there before the loader starts, and the workers skip it.
+
+        Raises:
+            DataError: Fewer shards than ranks (without ``resampled``).
+        """
+        if not self.resampled:
+            self._check_split(self._node()[1], max(1, num_workers), warn=True)
+
+    def _check_split(self, world_size: int, num_workers: int, warn: bool) -> None:
+        n, readers = len(self.shards), world_size * num_workers
         if n < world_size:
             raise DataError(
                 f"{n} shard(s) for {world_size} ranks: every rank needs at least one shard. "
-                "Fix: write more, smaller shards (lt_data.make_shards(..., max_count=...)) or "
-                "pass resampled=True with an epoch_size."
+                "Fix: write more, smaller shards (lightly_train.make_shards or "
+                "lt_data.make_shards with a smaller max_count), run fewer processes, or "
+                "(WebImageDataset) pass resampled=True with an epoch_size."
             )
-        if n < readers and reader == 0:
+        if n < readers and warn:
             logger.warning(
                 "%d shard(s) for %d readers (%d rank(s) x %d DataLoader worker(s)): %d "
                 "reader(s) get no shard and idle. Fix: write more, smaller shards "
-                "(lt_data.make_shards(..., max_count=...)) or use fewer workers.",
-                n, readers, world_size, readers // world_size, readers - n,
+                "(make_shards(..., max_count=...)) or use fewer workers.",
+                n, readers, world_size, num_workers, readers - n,
             )  # fmt: skip
+        self._checked = (world_size, num_workers)
 
     def _items(self, reader: int, readers: int) -> Iterator[dict[str, Any]]:
         if self.resampled:
@@ -185,11 +198,18 @@ class WebImageDataset(IterableDataset[dict[str, Any]]):
         mine = order[reader::readers]
         passes = 0
         while mine:  # one pass, or passes until the quota of epoch_size is met
-            yielded = False
+            readable = False
             for item in self._pass(iter(mine), reader, passes):
-                yielded = True
+                readable = readable or item["error"] is None
                 yield item
-            if self.epoch_size is None or not yielded:
+            if self.epoch_size is None:
+                return
+            if not readable:  # another pass would only fail again (an unreachable URL)
+                logger.warning(
+                    "No readable image in a whole pass over %d shard(s) (%s%s): this reader "
+                    "stops short of its share of epoch_size.",
+                    len(mine), mine[0], ", ..." if len(mine) > 1 else "",
+                )  # fmt: skip
                 return
             passes += 1
             if self.shuffle_buffer:
@@ -216,9 +236,7 @@ class WebImageDataset(IterableDataset[dict[str, Any]]):
         errors: list[str] = []
 
         def handler(exn: Exception) -> bool:
-            # webdataset appends the stream and URL to exn.args; keep the message only
-            message = getattr(exn, "strerror", None) or (exn.args[0] if exn.args else "")
-            errors.append(f"{type(exn).__name__}: {str(message).split(' @ <')[0]}")
+            errors.append(_describe(exn))
             return True  # skip the rest of the shard and go on
 
         empty_in_a_row = 0
@@ -262,7 +280,7 @@ class WebImageDataset(IterableDataset[dict[str, Any]]):
             if member is None:
                 members = sorted(k for k in sample if not k.startswith("__"))
                 error = (
-                    f"DataError: the sample has no image member (one of {', '.join(IMAGE_KEYS)}"
+                    f"DataError: the sample has no image member (one of {', '.join(IMAGE_MEMBER_SUFFIXES)}"
                     f"), only: {', '.join(members) or 'none'}"
                 )
             else:
@@ -293,13 +311,46 @@ def find_image_member(sample: dict[str, Any]) -> str | None:
 
     An exact image suffix (``jpg``) wins over a longer one (``seg.png``, ``1.jpg``).
     """
-    for key in IMAGE_KEYS:
+    for key in IMAGE_MEMBER_SUFFIXES:
         if key in sample:
             return key
     longer = sorted(
-        k for k in sample if not k.startswith("__") and k.rsplit(".", 1)[-1] in IMAGE_KEYS
+        k
+        for k in sample
+        if not k.startswith("__") and k.rsplit(".", 1)[-1] in IMAGE_MEMBER_SUFFIXES
     )
     return longer[0] if longer else None
+
+
+# What curl's exit codes mean (webdataset reads http(s) URLs with curl).
+_CURL_EXITS = {
+    6: "the host name could not be resolved",
+    7: "could not connect to the host",
+    22: "the server answered with an HTTP error (e.g. 404: no such shard, 403: no access)",
+    28: "the connection timed out",
+    35: "the TLS handshake failed",
+    52: "the server sent nothing",
+    56: "the connection broke while receiving",
+}
+_EXIT = re.compile(r"^\(\((.*)\), \{.*\}\): exit (-?\d+)", re.S)
+
+
+def _describe(exn: Exception) -> str:
+    """A shard error for the log: webdataset appends the stream and URL to ``exn.args``
+    (dropped here; the caller names the shard), and reports a failed pipe or curl as the
+    repr of its Popen arguments, which becomes the command and what its exit code means."""
+    message = str(getattr(exn, "strerror", None) or (exn.args[0] if exn.args else ""))
+    exited = _EXIT.match(message)
+    if exited is None:
+        return f"{type(exn).__name__}: {message.split(' @ <')[0]}"
+    command, code = exited.group(1), int(exited.group(2))
+    if "'curl'" in command:
+        meaning = _CURL_EXITS.get(code, "see 'man curl', EXIT CODES")
+        return (
+            f"{type(exn).__name__}: downloading the shard failed: curl exit code {code}, {meaning}"
+        )
+    shown = command.strip(",").strip()
+    return f"{type(exn).__name__}: the command {shown} exited with status {code}"
 
 
 def _close_quietly(stream: Any) -> None:

@@ -56,9 +56,19 @@ def draw_readable(dataset: ImageDataset | WebImageDataset, count: int) -> torch.
             if len(images) == count:
                 break
     if not images:
+        if isinstance(dataset, ImageDataset):
+            raise DataError(
+                f"None of the {len(dataset)} images could be read (the first ones are named "
+                "above). Fix: check that the data holds valid image files."
+            )
+        shards = dataset.shards
+        named = ", ".join(f"'{s}'" for s in shards[:3]) + (", ..." if len(shards) > 3 else "")
         raise DataError(
-            f"None of the {len(dataset)} images could be read (the first ones are named "
-            "above). Fix: check that the data holds valid image files."
+            f"No image of the {len(shards)} shard(s) {named} could be read: every sample "
+            "was skipped (the first ones are named above: a shard that cannot be opened or "
+            "downloaded, members that do not decode, samples without an image member). "
+            "Fix: check the URLs or paths and the shards (tar tf <shard>), or write them "
+            "with lightly_train.make_shards."
         )
     return refill(torch.stack(images), count)
 

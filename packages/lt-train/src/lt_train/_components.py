@@ -5,8 +5,9 @@ from __future__ import annotations
 import itertools
 import logging
 import signal
+import weakref
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -53,6 +54,18 @@ class Components:
     decoder: DeviceDecoder | None = None  # decode="gpu": decodes the workers' JPEG bytes
     method: Any = None
     optimizer: Any = None
+    # The loader iterators made so far, for close() (weak: a finished epoch's go away).
+    _iterators: weakref.WeakSet[Any] = field(default_factory=weakref.WeakSet, repr=False)
+
+    def close(self) -> None:
+        """Stop the loader's worker processes now. The workers ignore SIGTERM (the main
+        process stops the run), so one still alive at interpreter exit would block it
+        forever: after ``train()`` raised, the traceback keeps the iterator that owns them
+        alive (a script's uncaught error, a notebook, a test)."""
+        for batches in list(self._iterators):
+            shutdown = getattr(batches, "_shutdown_workers", None)  # multi-process only
+            if shutdown is not None:
+                shutdown()
 
     @property
     def unwrapped(self) -> Method:
@@ -113,10 +126,13 @@ class Components:
         """
         if self.sampler is not None:
             self.sampler.set_position(epoch, start_step)
-            return iter(self.loader)
+            batches = iter(self.loader)
+            self._iterators.add(batches)
+            return batches
         assert isinstance(self.dataset, WebImageDataset)
         self.dataset.set_epoch(epoch)
         batches = iter(self.loader)
+        self._iterators.add(batches)
         skip = start_step * self.accumulation
         if skip:
             logger.info("Skipping %d batches of the stream to the resumed position.", skip)
@@ -200,6 +216,9 @@ def build_data(fabric: Fabric, plan: Plan) -> Components:
             world_size=fabric.world_size,
             jpeg_bytes=plan.decode == "gpu",
         )
+        # Here, not in a worker: fewer shards than ranks fails before the model is built,
+        # and the warning of idle workers reaches train.log.
+        dataset.check_split(plan.num_workers)
         per_rank = plan.num_images // fabric.world_size
         steps_per_epoch = _stream_steps(per_rank, max(1, plan.num_workers), micro_batch)
         steps_per_epoch //= accumulation

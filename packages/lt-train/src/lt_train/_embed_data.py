@@ -34,7 +34,8 @@ class EmbedImages:
 
     Attributes:
         loader: Yields the batches of :func:`collate_named`.
-        count: The number of images (files, or samples of local shards); ``None`` for
+        count: The number of images (files, or samples with an image member in local
+            shards); ``None`` for
             remote shards, whose samples cannot be counted before reading them.
         name: Maps an item's path to its name in the output file.
     """
@@ -74,7 +75,7 @@ def open_images(
     if is_webdataset_source(data):
         shards = list_shards(data)
         dataset: Any = WebImageDataset(shards, image_size, shuffle_buffer=0)
-        count = count_samples(shards)
+        count = count_samples(shards, images_only=True)
         units = len(shards)
         name: Callable[[str], str] = str
     else:

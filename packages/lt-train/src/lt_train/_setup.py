@@ -14,6 +14,7 @@ from torch import nn
 
 from lt_core import ConfigError, DataError, ViewConfig, from_dict, to_dict
 from lt_data import (
+    IMAGE_MEMBER_SUFFIXES,
     count_samples,
     is_webdataset_source,
     list_image_files,
@@ -356,16 +357,23 @@ def _list_data(config: TrainConfig) -> tuple[list[str], int]:
     if config.epoch_size is not None:
         return shards, config.epoch_size
     logger.info("Counting the samples of %d shard(s)...", len(shards))
-    count = count_samples(shards)
+    count = count_samples(shards, images_only=True)
     if count is None:
         raise ConfigError(
             f"The WebDataset source {config.data!r} has remote shards, whose samples cannot "
             "be counted before training. Fix: pass epoch_size=<images per epoch>."
         )
     if count == 0:
+        samples = count_samples(shards)
+        found = (
+            f"hold {samples} sample(s), none with an image member (a member name ending in "
+            f".{', .'.join(IMAGE_MEMBER_SUFFIXES)})"
+            if samples
+            else "hold no samples"
+        )
         raise DataError(
-            f"The shards of {config.data!r} hold no samples. Fix: check them (tar tf "
-            "<shard>) or write them with lightly_train.make_shards."
+            f"The shards of {config.data!r} {found}. Fix: check them (tar tf <shard>) or "
+            "write them from a folder of images with lightly_train.make_shards."
         )
     return shards, count
 

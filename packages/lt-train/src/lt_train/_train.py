@@ -20,11 +20,11 @@ import torch
 from lightning_fabric import Fabric
 from lightning_fabric.strategies import DDPStrategy
 
-from lt_core import ConfigError, LightlyTrainError
+from lt_core import ConfigError, DataError, LightlyTrainError
 from lt_train._atomic import atomic_write_text
 from lt_train._bad_images import BatchFiller
 from lt_train._checkpoint import set_rng_state
-from lt_train._components import build_data, build_model
+from lt_train._components import Components, build_data, build_model
 from lt_train._config import TrainConfig
 from lt_train._host_malloc import trim_heap
 from lt_train._loggers import MetricLoggers
@@ -106,6 +106,15 @@ def _run(fabric: Fabric, plan: Plan, run: RunDir, log: RunLog) -> None:
         torch.set_float32_matmul_precision(config.float32_matmul_precision)
     fabric.seed_everything(config.seed, workers=True)
     parts = build_data(fabric, plan)
+    try:
+        _train(fabric, plan, run, log, parts)
+    finally:
+        parts.close()  # also after an error: see Components.close
+    fabric.barrier()
+
+
+def _train(fabric: Fabric, plan: Plan, run: RunDir, log: RunLog, parts: Components) -> None:
+    config = plan.config
     progress = Progress.from_checkpoint(plan.resume)
     # Before the RNG states are restored: refilling may draw stand-ins for bad images (a
     # resumed run loads its model, so drawing them before the model is built changes
@@ -122,7 +131,7 @@ def _run(fabric: Fabric, plan: Plan, run: RunDir, log: RunLog) -> None:
     _reseed(fabric, config.seed + fabric.global_rank)
     if plan.resume is not None:
         set_rng_state(plan.resume["rng"][fabric.global_rank])
-    first = _first_batches(fabric, batches)
+    first = _first_batches(fabric, batches, parts.micro_batch, progress.step_in_epoch == 0)
     # The data is proven readable: only now may an earlier run's files be touched.
     aside = run.prepare(config.overwrite) if fabric.is_global_zero else None
     fabric.barrier()
@@ -151,7 +160,6 @@ def _run(fabric: Fabric, plan: Plan, run: RunDir, log: RunLog) -> None:
     finally:
         if loggers is not None:
             loggers.close(status, run.exported_last if status == "success" else None)
-    fabric.barrier()
 
 
 def _reseed(fabric: Fabric, seed: int) -> None:
@@ -163,14 +171,24 @@ def _reseed(fabric: Fabric, seed: int) -> None:
         fabric.seed_everything(seed, workers=True)
 
 
-def _first_batches(fabric: Fabric, batches: Iterator[torch.Tensor]) -> Any:
+def _first_batches(
+    fabric: Fabric, batches: Iterator[torch.Tensor], batch_size: int, epoch_start: bool
+) -> Any:
     """The image batches of the first epoch to train (``batches``), with the first one
     already read: a dataset without any readable image fails here, before the out folder
-    is touched."""
+    is touched, and so does a stream that ends before its first full batch (when the
+    epoch starts at its beginning; a resumed one may resume at its end)."""
     error: BaseException | None = None
     images: torch.Tensor | None = None
     try:
         images = next(batches, None)
+        if images is None and epoch_start:
+            raise DataError(
+                f"The data gave no full batch of {batch_size} images in the first epoch: "
+                "fewer images could be read than one batch (the skipped shards and images "
+                "are named above). Fix: check the data (for shards: tar tf <shard>, the "
+                "URLs), or lower batch_size."
+            )
     except LightlyTrainError as e:
         error = e
     if fabric.world_size > 1:
