@@ -77,6 +77,11 @@ def test_list_shards(shards: tuple[str, list[str]], tmp_path: Path) -> None:
     assert list_shards("pipe:curl -s https://example.com/a.tar") == [
         "pipe:curl -s https://example.com/a.tar"
     ]
+    assert list_shards(str(tmp_path / "shards" / "train-*.tar")) == listed  # in name order
+    assert list_shards(str(tmp_path / "shards" / "train-00?.tar")) == listed
+    assert is_webdataset_source(str(tmp_path / "shards" / "*.tar"))
+    with pytest.raises(DataError, match=r"'.*valid-\*\.tar' of .* matches no file.*Fix"):
+        list_shards(str(tmp_path / "shards" / "valid-*.tar"))
     wrong = pattern.replace("007", "009")
     with pytest.raises(DataError, match=r"2 of the 10 shard\(s\) of .*009.* do not exist.*Fix"):
         list_shards(wrong)

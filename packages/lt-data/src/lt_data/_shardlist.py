@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import os
 import re
 from collections.abc import Sequence
@@ -84,7 +85,8 @@ def list_shards(urls: Shards, *, check: bool = True) -> list[str]:
 
     Args:
         urls: A brace pattern (``"shards/train-{000000..000127}.tar"``; several patterns
-            can be joined with ``::``), a single shard, or a list of shards or patterns.
+            can be joined with ``::``), a local wildcard pattern (``"shards/*.tar"``, in
+            name order), a single shard, or a list of shards or patterns.
             Entries can be local paths, ``file:``, ``http(s)://`` or ``pipe:`` URLs, or
             anything else that ``webdataset.gopen`` opens.
         check: Check that every local shard is an existing file. URLs and pipes are not
@@ -95,7 +97,8 @@ def list_shards(urls: Shards, *, check: bool = True) -> list[str]:
         The shard URLs in order; ``len()`` is the shard count.
 
     Raises:
-        DataError: No shards, missing local shards, or a local folder instead of shards.
+        DataError: No shards, missing local shards, a wildcard pattern that matches no
+            file, or a local folder instead of shards.
     """
     from webdataset.shardlists import expand_urls  # type: ignore[import-untyped]
 
@@ -105,7 +108,9 @@ def list_shards(urls: Shards, *, check: bool = True) -> list[str]:
             f"Shards must be a pattern, a path or a list of them, got {type(urls).__name__}: "
             f"{urls!r}. Fix: pass for example 'shards/train-{{000000..000127}}.tar'."
         )
-    shards = [shard for entry in entries for shard in expand_urls(entry)]
+    shards = [
+        shard for entry in entries for braced in expand_urls(entry) for shard in _glob(braced, urls)
+    ]
     if not shards:
         raise DataError(
             "No shards given: the list is empty. Fix: pass a shard pattern such as "
@@ -114,6 +119,22 @@ def list_shards(urls: Shards, *, check: bool = True) -> list[str]:
     if check:
         _check_local(shards, urls)
     return shards
+
+
+def _glob(shard: str, urls: Shards) -> list[str]:
+    """A local path with ``*`` or ``?`` (``"shards/*.tar"``) as the files it matches, in
+    name order; other shards as they are."""
+    path = _local_path(shard)
+    if path is None or not any(c in path for c in "*?") or os.path.exists(path):
+        return [shard]
+    matches = sorted(glob.glob(path))
+    if not matches:
+        raise DataError(
+            f"The pattern '{shard}' of {urls!r} matches no file. Fix: check the folder and "
+            "the pattern (for example 'shards/*.tar'; relative paths are relative to the "
+            f"current working directory, {os.getcwd()})."
+        )
+    return matches
 
 
 def _check_local(shards: list[str], urls: Shards) -> None:
