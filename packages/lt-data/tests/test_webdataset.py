@@ -82,6 +82,9 @@ def test_list_shards(shards: tuple[str, list[str]], tmp_path: Path) -> None:
     assert is_webdataset_source(str(tmp_path / "shards" / "*.tar"))
     with pytest.raises(DataError, match=r"'.*valid-\*\.tar' of .* matches no file.*Fix"):
         list_shards(str(tmp_path / "shards" / "valid-*.tar"))
+    unchecked = str(tmp_path / "shards" / "valid-*.tar")
+    assert list_shards(unchecked, check=False) == [unchecked]
+    assert list_shards("https://host/a?b=*.tar") == ["https://host/a?b=*.tar"]  # not a path
     wrong = pattern.replace("007", "009")
     with pytest.raises(DataError, match=r"2 of the 10 shard\(s\) of .*009.* do not exist.*Fix"):
         list_shards(wrong)
@@ -242,6 +245,8 @@ def test_fewer_shards_than_readers(
         dataset.check_split(num_workers=2)
     assert "3 shard(s) for 4 readers" in caplog.text and "1 reader(s) get no shard" in caplog.text
     assert dataset._checked == (2, 2)  # what a worker of 2 compares with before checking
+    next(iter(dataset))  # reading in the main process (1 reader) keeps that record
+    assert dataset._checked == (2, 2)
     one = pattern.replace("{000..007}", "000")
     with pytest.raises(DataError, match=r"1 shard.* for 2 ranks"):
         list(WebImageDataset(one, SIZE, rank=1, world_size=2))

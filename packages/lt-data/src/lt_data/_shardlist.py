@@ -98,7 +98,7 @@ def list_shards(urls: Shards, *, check: bool = True) -> list[str]:
 
     Raises:
         DataError: No shards, missing local shards, a wildcard pattern that matches no
-            file, or a local folder instead of shards.
+            file (with ``check``), or a local folder instead of shards.
     """
     from webdataset.shardlists import expand_urls  # type: ignore[import-untyped]
 
@@ -109,7 +109,10 @@ def list_shards(urls: Shards, *, check: bool = True) -> list[str]:
             f"{urls!r}. Fix: pass for example 'shards/train-{{000000..000127}}.tar'."
         )
     shards = [
-        shard for entry in entries for braced in expand_urls(entry) for shard in _glob(braced, urls)
+        shard
+        for entry in entries
+        for braced in expand_urls(entry)
+        for shard in _glob(braced, urls, check)
     ]
     if not shards:
         raise DataError(
@@ -121,13 +124,17 @@ def list_shards(urls: Shards, *, check: bool = True) -> list[str]:
     return shards
 
 
-def _glob(shard: str, urls: Shards) -> list[str]:
-    """A local path with ``*`` or ``?`` (``"shards/*.tar"``) as the files it matches, in
-    name order; other shards as they are."""
-    path = _local_path(shard)
-    if path is None or not any(c in path for c in "*?") or os.path.exists(path):
+def _glob(shard: str, urls: Shards, check: bool) -> list[str]:
+    """A plain local path with ``*`` or ``?`` (``"shards/*.tar"``) as the files it matches,
+    in name order; other shards (URLs, ``file:`` ones included) as they are."""
+    if urlparse(shard).scheme not in ("", *"abcdefghijklmnopqrstuvwxyz"):
+        return [shard]
+    path = os.path.expanduser(shard)
+    if not any(c in path for c in "*?") or os.path.exists(path):
         return [shard]
     matches = sorted(glob.glob(path))
+    if not matches and not check:
+        return [shard]
     if not matches:
         raise DataError(
             f"The pattern '{shard}' of {urls!r} matches no file. Fix: check the folder and "

@@ -48,7 +48,8 @@ class WebImageDataset(IterableDataset[dict[str, Any]]):
     Args:
         urls: A brace pattern (``"shards/train-{000000..000127}.tar"``), a shard, or a list
             of shards or patterns: local paths, ``http(s)://`` or ``pipe:`` URLs, or
-            anything ``webdataset.gopen`` opens. Local shards are checked up front
+            anything ``webdataset.gopen`` opens; local wildcard patterns (``"shards/*.tar"``)
+            are expanded in name order. Local shards are checked up front
             (:class:`~lt_core.DataError` naming the pattern); remote ones cannot be
             checked cheaply, so an unreachable one shows up as a skipped shard while
             reading.
@@ -58,7 +59,8 @@ class WebImageDataset(IterableDataset[dict[str, Any]]):
             deterministic for a given ``seed``, epoch, rank and worker count.
         epoch_size: Samples per epoch over all ranks (each rank yields
             ``epoch_size // world_size``, split across its workers); defines ``len()``.
-            Without resampling, a reader that runs out of shards starts over on them.
+            Without resampling, a reader that runs out of shards starts over on them,
+            unless a whole pass gave no readable image (it stops short then, with a warning).
             ``None``: one pass over the shards, or an endless stream with ``resampled``.
         seed: Seed of the shard order, shuffle buffer and resampling.
         resampled: Draw shards at random with replacement (like
@@ -70,7 +72,8 @@ class WebImageDataset(IterableDataset[dict[str, Any]]):
             :class:`lt_data.ImageDataset`).
 
     Raises:
-        DataError: The pattern names missing local shards, or no shards.
+        DataError: The pattern names missing local shards, a wildcard matches no file, or
+            there are no shards.
         ConfigError: A bad ``image_size``, ``shuffle_buffer``, ``epoch_size`` or rank.
     """
 
@@ -166,7 +169,9 @@ class WebImageDataset(IterableDataset[dict[str, Any]]):
             DataError: Fewer shards than ranks (without ``resampled``).
         """
         if not self.resampled:
-            self._check_split(self._node()[1], max(1, num_workers), warn=True)
+            world_size = self._node()[1]
+            self._check_split(world_size, max(1, num_workers), warn=True)
+            self._checked = (world_size, max(1, num_workers))
 
     def _check_split(self, world_size: int, num_workers: int, warn: bool) -> None:
         n, readers = len(self.shards), world_size * num_workers
@@ -184,7 +189,6 @@ class WebImageDataset(IterableDataset[dict[str, Any]]):
                 "(make_shards(..., max_count=...)) or use fewer workers.",
                 n, readers, world_size, num_workers, readers - n,
             )  # fmt: skip
-        self._checked = (world_size, num_workers)
 
     def _items(self, reader: int, readers: int) -> Iterator[dict[str, Any]]:
         if self.resampled:

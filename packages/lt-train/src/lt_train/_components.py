@@ -65,7 +65,11 @@ class Components:
         for batches in list(self._iterators):
             shutdown = getattr(batches, "_shutdown_workers", None)  # multi-process only
             if shutdown is not None:
-                shutdown()
+                shutdown()  # asks each worker to exit, then sends SIGTERM (ignored) ...
+            for worker in getattr(batches, "_workers", ()):
+                if worker.is_alive():  # ... so one stuck in a read is killed
+                    worker.kill()
+                    worker.join()
 
     @property
     def unwrapped(self) -> Method:

@@ -184,10 +184,11 @@ def _first_batches(
         images = next(batches, None)
         if images is None and epoch_start:
             raise DataError(
-                f"The data gave no full batch of {batch_size} images in the first epoch: "
-                "fewer images could be read than one batch (the skipped shards and images "
-                "are named above). Fix: check the data (for shards: tar tf <shard>, the "
-                "URLs), or lower batch_size."
+                f"The data gave this process no full batch of {batch_size} images in the "
+                "first epoch: it could read fewer images than one batch (skipped shards and "
+                "images are named above; with shards, this process's share may also just "
+                "be small). Fix: check the data (for shards: tar tf <shard>, the URLs), "
+                "write more, smaller shards, or lower batch_size."
             )
     except LightlyTrainError as e:
         error = e
