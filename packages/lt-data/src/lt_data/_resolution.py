@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import logging
 import math
+import os
 import statistics
 import tarfile
 from collections.abc import Sequence
@@ -19,7 +20,7 @@ from pathlib import Path
 from PIL import Image
 
 from lt_core import ConfigError, ViewConfig
-from lt_data._webdataset import IMAGE_MEMBER_SUFFIXES
+from lt_data._shardlist import is_image_suffix, local_path
 
 logger = logging.getLogger(__name__)
 
@@ -106,15 +107,15 @@ def _short_side(source: str | io.BytesIO) -> int | None:
 
 
 def _shard_sides(shard: str) -> list[int]:
-    path = shard.removeprefix("file:")
-    if "://" in path or path.startswith("pipe:") or not Path(path).is_file():
+    path = local_path(shard)
+    if path is None or not Path(path).is_file():
         return []
     sides: list[int] = []
     try:
         with tarfile.open(path) as tar:
             for member in tar:
-                suffix = member.name.rsplit(".", 1)[-1].lower()
-                if not member.isfile() or suffix not in IMAGE_MEMBER_SUFFIXES:
+                suffix = os.path.basename(member.name).partition(".")[2]
+                if not member.isfile() or not is_image_suffix(suffix):
                     continue
                 file = tar.extractfile(member)
                 side = _short_side(io.BytesIO(file.read())) if file is not None else None

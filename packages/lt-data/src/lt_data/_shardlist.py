@@ -68,7 +68,7 @@ def is_webdataset_source(data: object) -> bool:
     return entries is not None and len(entries) > 0 and all(map(_is_shard_url, entries))
 
 
-def _local_path(url: str) -> str | None:
+def local_path(url: str) -> str | None:
     """The local file of ``url`` (a plain path or a ``file:`` URL), or None for streams."""
     scheme = urlparse(url).scheme
     if scheme == "":
@@ -126,10 +126,11 @@ def list_shards(urls: Shards, *, check: bool = True) -> list[str]:
 
 def _glob(shard: str, urls: Shards, check: bool) -> list[str]:
     """A plain local path with ``*`` or ``?`` (``"shards/*.tar"``) as the files it matches,
-    in name order; other shards (URLs, ``file:`` ones included) as they are."""
-    if urlparse(shard).scheme not in ("", *"abcdefghijklmnopqrstuvwxyz"):
+    in name order; other shards (URLs, ``file:`` ones included: ``?`` starts a query
+    there) as they are."""
+    path = local_path(shard)
+    if path is None or urlparse(shard).scheme == "file":
         return [shard]
-    path = os.path.expanduser(shard)
     if not any(c in path for c in "*?") or os.path.exists(path):
         return [shard]
     matches = sorted(glob.glob(path))
@@ -147,7 +148,7 @@ def _glob(shard: str, urls: Shards, check: bool) -> list[str]:
 def _check_local(shards: list[str], urls: Shards) -> None:
     missing: list[str] = []
     for shard in shards:
-        path = _local_path(shard)
+        path = local_path(shard)
         if path is None or os.path.isfile(path):
             continue
         if os.path.isdir(path):
@@ -182,7 +183,7 @@ def count_samples(shards: list[str], *, images_only: bool = False) -> int | None
 
     total = 0
     for shard in shards:
-        path = _local_path(shard)
+        path = local_path(shard)
         if path is None:
             return None
         keys: set[str] = set()
@@ -192,7 +193,7 @@ def count_samples(shards: list[str], *, images_only: bool = False) -> int | None
                     if member.isfile():
                         folder, name = os.path.split(member.name)
                         key, _, suffix = name.partition(".")
-                        if not images_only or _is_image_suffix(suffix):
+                        if not images_only or is_image_suffix(suffix):
                             keys.add(os.path.join(folder, key))
         except (OSError, tarfile.TarError):
             pass
@@ -200,7 +201,8 @@ def count_samples(shards: list[str], *, images_only: bool = False) -> int | None
     return total
 
 
-def _is_image_suffix(suffix: str) -> bool:
-    """Whether a member with this suffix (after the key) holds an image: ``jpg``, ``JPG``,
-    ``seg.png`` (as :func:`lt_data._webdataset.find_image_member` picks them)."""
+def is_image_suffix(suffix: str) -> bool:
+    """Whether a sample's member with this suffix (the member name after the key's dot)
+    can hold its image: ``jpg``, ``JPG``, ``seg.png``, not ``cls`` (see
+    :func:`lt_data._webdataset.find_image_member`)."""
     return suffix.rsplit(".", 1)[-1].lower() in IMAGE_MEMBER_SUFFIXES

@@ -14,7 +14,7 @@ from torch.utils.data import IterableDataset, get_worker_info
 from lt_core import ConfigError, DataError
 from lt_data._decode import NamedBytesIO, check_image_size, decode_image_unchecked
 from lt_data._device_decode import read_encoded
-from lt_data._shardlist import IMAGE_MEMBER_SUFFIXES, Shards, list_shards
+from lt_data._shardlist import IMAGE_MEMBER_SUFFIXES, Shards, is_image_suffix, list_shards
 
 __all__ = ["WebImageDataset"]
 
@@ -318,11 +318,7 @@ def find_image_member(sample: dict[str, Any]) -> str | None:
     for key in IMAGE_MEMBER_SUFFIXES:
         if key in sample:
             return key
-    longer = sorted(
-        k
-        for k in sample
-        if not k.startswith("__") and k.rsplit(".", 1)[-1] in IMAGE_MEMBER_SUFFIXES
-    )
+    longer = sorted(k for k in sample if not k.startswith("__") and is_image_suffix(k))
     return longer[0] if longer else None
 
 
