@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import io
 import shutil
 import signal
 import sys
+import tarfile
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +21,16 @@ sys.path.insert(0, str(Path(__file__).parent))
 # The seed-style wrapper of the README, from the quick-start script that README runs.
 sys.path.insert(0, str(ROOT / "docs" / "examples"))
 from quickstart import MyModelWrapper as ResNet18Wrapper  # noqa: E402
+
+
+def write_tar(path: Path, members: list[tuple[str, bytes]]) -> Path:
+    """A tar file at ``path`` holding ``members`` (name, bytes): a hand-made shard."""
+    with tarfile.open(path, "w") as tar:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return path
 
 
 def cli_train_command(out: Path, data: Path, *options: str) -> list[str]:

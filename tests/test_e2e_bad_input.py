@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import io
 import subprocess
 import sys
-import tarfile
 from pathlib import Path
 
 import pytest
+from conftest import write_tar
 from torch import nn
 
 import lightly_train
@@ -67,21 +66,12 @@ def _no_images(tmp_path: Path) -> Path:
     return tmp_path / "docs"
 
 
-def _tar(path: Path, members: list[tuple[str, bytes]]) -> Path:
-    with tarfile.open(path, "w") as tar:
-        for name, data in members:
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return path
-
-
 def _text_tar(tmp_path: Path) -> Path:
-    return _tar(tmp_path / "text.tar", [(f"{i}.txt", b"x") for i in range(40)])
+    return write_tar(tmp_path / "text.tar", [(f"{i}.txt", b"x") for i in range(40)])
 
 
 def _corrupt_tar(tmp_path: Path) -> Path:
-    return _tar(tmp_path / "corrupt.tar", [(f"{i}.jpg", b"not a jpeg") for i in range(40)])
+    return write_tar(tmp_path / "corrupt.tar", [(f"{i}.jpg", b"not a jpeg") for i in range(40)])
 
 
 CASES = [

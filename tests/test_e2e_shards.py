@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import io
 import json
 import subprocess
-import tarfile
 from pathlib import Path
 
 import pytest
 import torch
 from _wrappers import CtrlC, Tiny
-from conftest import QUICKSTART_DATA, cli_train_command
+from conftest import QUICKSTART_DATA, cli_train_command, write_tar
 from torchvision.models import resnet18
 
 import lightly_train
@@ -35,11 +33,9 @@ def shards(tmp_path_factory: pytest.TempPathFactory) -> str:
     folder = tmp_path_factory.mktemp("shards")
     stats = make_shards(QUICKSTART_DATA, folder, max_count=40, progress=False)
     assert len(stats.shards) == 8
-    with tarfile.open(folder / "shard-000008.tar", "w") as tar:
-        for name, data in [("bad.jpg", b"not a jpeg"), ("nothing.txt", b"text only")]:
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
+    write_tar(
+        folder / "shard-000008.tar", [("bad.jpg", b"not a jpeg"), ("nothing.txt", b"text only")]
+    )
     return str(folder / "shard-{000000..000008}.tar")
 
 

@@ -130,13 +130,13 @@ class Components:
         """
         if self.sampler is not None:
             self.sampler.set_position(epoch, start_step)
-            batches = iter(self.loader)
-            self._iterators.add(batches)
-            return batches
-        assert isinstance(self.dataset, WebImageDataset)
-        self.dataset.set_epoch(epoch)
+        else:
+            assert isinstance(self.dataset, WebImageDataset)
+            self.dataset.set_epoch(epoch)
         batches = iter(self.loader)
         self._iterators.add(batches)
+        if self.sampler is not None:
+            return batches
         skip = start_step * self.accumulation
         if skip:
             logger.info("Skipping %d batches of the stream to the resumed position.", skip)
