@@ -196,7 +196,9 @@ def test_grayscale_and_normalize() -> None:
 
 def test_blur_is_a_normalized_gaussian_with_reflect_padding() -> None:
     x = color_images()
-    c = consts(ViewConfig(size=(16, 16), blur_prob=1.0), batch=6)
+    # A sigma range reaching 5 px: the whole 3-tap kernel of a 16 px view (see blur_taps).
+    c = consts(ViewConfig(size=(16, 16), blur_prob=1.0, blur_sigma=(0.1, 70.0)), batch=6)
+    assert c.taps.shape[0] == 3
     sigma = torch.tensor([1e-3, 0.5, 1.0, 2.0, 3.0, 5.0]).view(6, 1, 1, 1).expand(6, 3, 1, 1)
     out = ops.gaussian_blur(x, sigma, c)
     assert torch.equal(out[0], x[0])  # a tiny sigma is the identity

@@ -4,10 +4,12 @@ from typing import Any
 
 import pytest
 import torch
+import torchvision.transforms.v2.functional as TF
 
 from lt_core import ColorJitter, ConfigError, ConfigTypeError, DataError, ViewConfig
 from lt_data import build_view_transform
 from lt_data._view_plan import blur_kernel_size as _blur_kernel_size
+from lt_data._view_plan import blur_taps, make_plan
 
 RECIPE = [
     ViewConfig(size=(32, 32), num_views=2, blur_prob=0.5, solarize_prob=0.2),
@@ -154,6 +156,28 @@ def test_blur_kernel_size() -> None:
     assert _blur_kernel_size((16, 16)) == 3
     assert _blur_kernel_size((8, 8)) == 3
     assert _blur_kernel_size((96, 128)) == 13
+
+
+@pytest.mark.parametrize("side", [8, 18, 19, 32, 64])
+def test_blur_leaves_out_taps_too_light_to_change_a_pixel(side: int) -> None:
+    view = ViewConfig(**{**PLAIN, "size": (side, side), "blur_prob": 1.0})
+    plan = make_plan(view.size, [view], [0])
+    taps = blur_taps(plan)
+    # Default blur_sigma (0.1, 2.0) px at 224: the largest sigma is 2 * side / 224 px.
+    assert taps == {8: 1, 18: 1, 19: 3, 32: 3, 64: 7}[side] <= _blur_kernel_size(view.size)
+    torch.manual_seed(0)
+    x = images(4, side)
+    (view_out,) = build_view_transform([view])(x)
+    if taps == 1:  # the blur is skipped: the view is the image
+        assert_close(view_out, x.float() / 255, atol=1e-6)
+    # Against torchvision's blur with the whole ~10% kernel, at the largest sigma and at a
+    # sigma that weighs the outer taps most, on a black and white image (the worst case).
+    sharp = (torch.rand(4, 3, side, side) > 0.5).float()
+    k, sigma = _blur_kernel_size(view.size), 2.0 * side / 224
+    for s in (sigma, min(sigma, 1.0)):
+        full = TF.gaussian_blur(sharp, [k, k], [s, s])
+        short = TF.gaussian_blur(sharp, [taps, taps], [s, s]) if taps > 1 else sharp
+        assert (full - short).abs().max() <= 3e-8
 
 
 def test_bad_recipe_and_input() -> None:
