@@ -105,7 +105,9 @@ def blur_taps(plan: GroupPlan) -> int:
     float32's spacing at 0.5. 1 (no blur at all) when the largest sigma is below 0.165 px:
     views of up to 18 px with the default ``blur_sigma`` (0.1, 2.0)."""
     sigmas = [
-        cfg.blur_sigma[1] * max(plan.size) / REFERENCE_SIZE for cfg in plan.views if cfg.blur_prob > 0
+        cfg.blur_sigma[1] * max(plan.size) / REFERENCE_SIZE
+        for cfg in plan.views
+        if cfg.blur_prob > 0
     ]
     if not sigmas:
         return 1
