@@ -42,7 +42,9 @@ def draw_params(c: Consts, device: torch.device) -> tuple[Tensor, Tensor]:
     else:
         area, ell, corner, pos = torch.split(crops, c.split, dim=-1)
     # Width and height of each candidate in pixels: sqrt(a * H * W * r), sqrt(a * H * W / r).
-    size = torch.addcmul(torch.xlogy(0.5, area), ell, c.sgn).exp_().round_()
+    # (xlogy(0.5, a) is one op on an accelerator; on the CPU log and mul take a quarter of it)
+    half_log = torch.log(area).mul_(0.5) if c.cpu else torch.xlogy(0.5, area)
+    size = torch.addcmul(half_log, ell, c.sgn).exp_().round_()
     valid = size <= c.full
     if c.min_size is not None:  # the rows of size: 3, or row 1 alone (the CPU kernels)
         valid &= size >= c.min_size[-size.shape[1] :]
