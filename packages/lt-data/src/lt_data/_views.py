@@ -175,10 +175,7 @@ def _run_group(plan: GroupPlan, x: Tensor, c: Consts, order: tuple[str, ...]) ->
         y = ops.gaussian_blur(y, p["sigma"], c)
     if plan.solarize:  # in place, in the rows of the views that may be solarized
         first, end = (i * (y.shape[0] // len(plan.views)) for i in plan.solarize_span)
-        if (first, end) == (0, y.shape[0]):
-            ops.solarize(y, p["solarize"], c)
-        else:
-            ops.solarize(y[first:end], p["solarize"][first:end], c)
+        ops.solarize(y[first:end], p["solarize"][first:end], c)  # all rows: views of y
     y = ops.normalize(y, c)
     return y.chunk(len(plan.views)) if len(plan.views) > 1 else (y,)
 
