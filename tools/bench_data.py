@@ -59,7 +59,7 @@ from torch.utils.data import DataLoader
 import lt_core
 import lt_data
 import lt_methods
-from lt_train._host_malloc import keep_freed_memory, keep_freed_memory_apply
+from lt_train._speed._host_malloc import keep_freed_memory, keep_freed_memory_apply
 
 ROWS = ("folder", "shards", "cache", "peer")
 METHODS = ("simclr", "dino")

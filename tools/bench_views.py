@@ -30,7 +30,7 @@ from torch.profiler import ProfilerActivity, profile
 
 import lt_methods
 from lt_data._views import build_view_transform
-from lt_train._host_malloc import keep_freed_memory, keep_freed_memory_apply
+from lt_train._speed._host_malloc import keep_freed_memory, keep_freed_memory_apply
 
 # (name, method, batch size, input side, transform args): CIFAR-like and ImageNet-like
 # batches (DINO at 32x32: local views of 14 px, as the trainer resolves them).

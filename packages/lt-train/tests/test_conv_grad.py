@@ -12,8 +12,9 @@ import torch.nn.functional as F
 from _tiny import tiny_config, write_images
 from torch import nn
 
-from lt_train import _conv_grad, train
-from lt_train._conv_grad import MAX_OUTPUT_PIXELS, small_conv_grads, small_conv_grads_apply
+from lt_train import train
+from lt_train._speed import _conv_grad
+from lt_train._speed._conv_grad import MAX_OUTPUT_PIXELS, small_conv_grads, small_conv_grads_apply
 
 FAST = "_SmallOutputConv2dBackward"
 

@@ -17,9 +17,10 @@ from torch import Tensor
 
 from lt_core import ConfigError, EmbeddingModel
 from lt_data import decode_image, make_shards
-from lt_train import TrainConfig, _embed_writers, train
-from lt_train._embed import embed as _embed
-from lt_train._export_source import Source, run_image_size, run_normalization
+from lt_train import TrainConfig, train
+from lt_train._embed import _writers as _embed_writers
+from lt_train._embed._embed import embed as _embed
+from lt_train._export._source import Source, run_image_size, run_normalization
 
 QUICKSTART = Path(__file__).resolve().parents[3] / "docs" / "quickstart_data"
 MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)

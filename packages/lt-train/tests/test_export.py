@@ -15,8 +15,9 @@ from _tiny import Tiny
 from torch import Tensor, nn
 
 from lt_core import ConfigError, EmbeddingModel
-from lt_train import TrainConfig, _export_onnx, train
-from lt_train._export import export
+from lt_train import TrainConfig, train
+from lt_train._export import _onnx as _export_onnx
+from lt_train._export._export import export
 
 QUICKSTART = Path(__file__).resolve().parents[3] / "docs" / "quickstart_data"
 PARTS = ("model", "embedding_model", "wrapped_model")

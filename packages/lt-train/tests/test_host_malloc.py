@@ -13,8 +13,9 @@ import pytest
 import torch
 from _tiny import tiny_config, write_images
 
-from lt_train import _host_malloc, _loop, _train, train
-from lt_train._host_malloc import is_glibc, keep_freed_memory_apply
+from lt_train import _loop, _train, train
+from lt_train._speed import _host_malloc
+from lt_train._speed._host_malloc import is_glibc, keep_freed_memory_apply
 
 needs_glibc = pytest.mark.skipif(not is_glibc(), reason="mallopt is glibc's")
 

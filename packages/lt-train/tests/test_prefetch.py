@@ -5,7 +5,7 @@ from collections.abc import Iterator
 import pytest
 import torch
 
-from lt_train._prefetch import one_ahead, to_device
+from lt_train._speed._prefetch import one_ahead, to_device
 
 
 def test_one_ahead_issues_the_next_item_before_handing_out_the_current() -> None:

@@ -18,14 +18,14 @@ from lt_train._bad_images import BatchFiller, gather_skipped
 from lt_train._callbacks import RunCallbacks
 from lt_train._checkpoint import CHECKPOINT_FORMAT, get_rng_state, save_checkpoint
 from lt_train._components import Components
-from lt_train._conv_grad import small_conv_grads, small_conv_grads_apply
-from lt_train._host_malloc import keep_freed_memory, keep_freed_memory_apply
 from lt_train._loggers import MetricLoggers
 from lt_train._metrics import StepTimer
 from lt_train._optim import lr_at_step, set_lr, warmup_steps
-from lt_train._prefetch import to_device
 from lt_train._run_dir import RunDir
 from lt_train._setup import Plan
+from lt_train._speed._conv_grad import small_conv_grads, small_conv_grads_apply
+from lt_train._speed._host_malloc import keep_freed_memory, keep_freed_memory_apply
+from lt_train._speed._prefetch import to_device
 from lt_train._stop import LossNotFiniteError, StopSignals, TrainingInterrupted, signal_name
 
 logger = logging.getLogger(__name__)

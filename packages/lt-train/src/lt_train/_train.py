@@ -26,12 +26,12 @@ from lt_train._bad_images import BatchFiller
 from lt_train._checkpoint import set_rng_state
 from lt_train._components import Components, build_data, build_model
 from lt_train._config import TrainConfig
-from lt_train._host_malloc import trim_heap
 from lt_train._loggers import MetricLoggers
 from lt_train._logs import RunLog, run_log
 from lt_train._loop import Progress, export_model, fit
 from lt_train._run_dir import RunDir
 from lt_train._setup import Plan, local_processes, plan_run
+from lt_train._speed._host_malloc import trim_heap
 from lt_train._stop import StopSignals, TrainingInterrupted
 
 logger = logging.getLogger(__name__)

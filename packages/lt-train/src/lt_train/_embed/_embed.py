@@ -15,9 +15,9 @@ from tqdm import tqdm
 
 from lt_core import ConfigError, ConfigTypeError, EmbeddingModel
 from lt_train._atomic import atomic_write
-from lt_train._embed_data import EmbedImages, open_images
-from lt_train._embed_writers import EMBED_FORMATS, check_writer, open_writer
-from lt_train._export_source import (
+from lt_train._embed._data import EmbedImages, open_images
+from lt_train._embed._writers import EMBED_FORMATS, check_writer, open_writer
+from lt_train._export._source import (
     build_embedding_model,
     check_choice,
     check_out_file,
@@ -64,7 +64,7 @@ def embed(
             shards (a brace pattern, a shard list, URLs).
         checkpoint: The run's ``checkpoints/last.ckpt``.
         format: ``"torch"``, ``"csv"``, ``"lightly_csv"`` or ``"parquet"`` (see
-            :mod:`lt_train._embed_writers` for the layouts).
+            :mod:`lt_train._embed._writers` for the layouts).
         image_size: ``(height, width)`` or an int for a square; ``None`` takes the size of
             the training views.
         batch_size: Images per forward pass.

@@ -11,8 +11,8 @@ from torch import nn
 
 from lt_core import ConfigError
 from lt_train._atomic import atomic_torch_save
-from lt_train._export_onnx import export_onnx
-from lt_train._export_source import (
+from lt_train._export._onnx import export_onnx
+from lt_train._export._source import (
     PARTS,
     build_part,
     check_choice,
@@ -51,7 +51,7 @@ def export(
         format: ``"package_default"`` (a ``state_dict``), ``"torch_state_dict"``
             (``torch.save(module.state_dict())``), ``"torch_model"``
             (``torch.save(module)``) or ``"onnx"`` (dynamic batch, the run's image size,
-            opset :data:`lt_train._export_onnx.ONNX_OPSET`; not for ``"wrapped_model"``).
+            opset :data:`lt_train._export._onnx.ONNX_OPSET`; not for ``"wrapped_model"``).
             ``"ultralytics"`` is a deprecated alias of ``"package_default"``.
         overwrite: Replace ``out`` if it exists.
         model: The model wrapper or model name to load the weights into, for formats

@@ -1,0 +1,5 @@
+"""Embed: image files or shards through a trained model, into CSV, torch or Parquet."""
+
+from lt_train._embed._embed import embed
+
+__all__ = ["embed"]
