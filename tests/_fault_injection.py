@@ -15,12 +15,12 @@ from typing import IO, Any
 
 import torch
 
-from lt_train import _atomic, _checkpoint, _loop
+from lt_train import _atomic, _checkpointer, _trainer
 
 
 def main() -> int:
     target, n, args = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
-    module: Any = _checkpoint if target == "checkpoint" else _loop
+    module: Any = _checkpointer if target == "checkpoint" else _trainer
     original = module.atomic_torch_save
     calls = 0
 

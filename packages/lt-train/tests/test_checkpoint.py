@@ -12,9 +12,10 @@ from lt_train._checkpoint import (
     changed_options,
     get_rng_state,
     load_checkpoint,
-    save_checkpoint,
     set_rng_state,
 )
+from lt_train._checkpointer import Checkpointer
+from lt_train._run_args import ModelCheckpointArgs
 
 
 def test_failed_write_keeps_the_old_file_and_no_temp_file(tmp_path: Path) -> None:
@@ -50,10 +51,15 @@ def test_rng_state_round_trips_through_a_weights_only_checkpoint(tmp_path: Path)
     assert torch.equal(torch.rand(4), expected[0]) and random.random() == expected[1]
 
 
+def _checkpointer(folder: Path, **args: object) -> Checkpointer:
+    return Checkpointer(ModelCheckpointArgs(**args), folder, epochs=3)  # type: ignore[arg-type]
+
+
 def test_keep_k_checkpoints_and_last_is_the_newest(tmp_path: Path) -> None:
+    checkpointer = _checkpointer(tmp_path, save_top_k=3)
     for step in range(1, 6):
         state = {"epoch": step // 3, "step": step, "w": torch.full((2,), float(step))}
-        save_checkpoint(state, tmp_path, keep=3)
+        checkpointer.write(state)
     names = sorted(p.name for p in tmp_path.iterdir())
     assert names == [
         "epoch=1-step=3.ckpt",
@@ -65,14 +71,16 @@ def test_keep_k_checkpoints_and_last_is_the_newest(tmp_path: Path) -> None:
 
 
 def test_custom_filename_and_keep_all(tmp_path: Path) -> None:
+    checkpointer = _checkpointer(tmp_path, save_top_k=-1, filename="e{epoch}-s{step}")
     for step in (10, 20):
-        save_checkpoint({"epoch": 0, "step": step}, tmp_path, keep=-1, filename="e{epoch}-s{step}")
+        checkpointer.write({"epoch": 0, "step": step})
     assert sorted(p.name for p in tmp_path.iterdir()) == ["e0-s10.ckpt", "e0-s20.ckpt", "last.ckpt"]
 
 
 def test_keep_one_writes_last_only(tmp_path: Path) -> None:
-    save_checkpoint({"step": 1}, tmp_path, keep=1)
-    save_checkpoint({"step": 2}, tmp_path, keep=1)
+    checkpointer = _checkpointer(tmp_path)
+    checkpointer.write({"epoch": 0, "step": 1})
+    checkpointer.write({"epoch": 0, "step": 2})
     assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]
 
 
@@ -102,3 +110,22 @@ def test_an_option_newer_than_the_checkpoint_counts_only_when_not_default() -> N
     assert changed_options(saved, {"epochs": 10, "compile": False}) == [
         "compile: None -> False"  # without defaults: every new key differs
     ]
+
+
+def test_cadence_by_steps_epochs_and_time(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from lt_train import _checkpointer
+
+    now = [100.0]
+    monkeypatch.setattr(_checkpointer.time, "monotonic", lambda: now[0])
+    checkpointer = _checkpointer.Checkpointer(
+        ModelCheckpointArgs(every_n_train_steps=4, every_n_epochs=2, train_time_interval=60),
+        tmp_path,
+        epochs=5,
+    )
+    assert [s for s in range(1, 13) if checkpointer.due_after_step(s)] == [4, 8, 12]
+    assert [e for e in range(1, 6) if checkpointer.due_after_epoch(e)] == [2, 4, 5]  # and the last
+    assert not checkpointer.time_due()
+    now[0] += 60
+    assert checkpointer.time_due()
+    checkpointer.done(7)
+    assert not checkpointer.time_due() and checkpointer.last_step == 7

@@ -13,7 +13,7 @@ import pytest
 import torch
 from _tiny import tiny_config, write_images
 
-from lt_train import _loop, _train, train
+from lt_train import _train, _trainer, train
 from lt_train._speed import _host_malloc
 from lt_train._speed._host_malloc import is_glibc, keep_freed_memory_apply
 
@@ -78,7 +78,7 @@ def test_a_cpu_run_applies_it_unless_turned_off(
 ) -> None:
     calls: list[bool] = []
     trims: list[bool] = []
-    monkeypatch.setattr(_loop, "keep_freed_memory", lambda: calls.append(True) or True)
+    monkeypatch.setattr(_trainer, "keep_freed_memory", lambda: calls.append(True) or True)
     monkeypatch.setattr(_train, "trim_heap", lambda: trims.append(True))
     monkeypatch.setenv("LIGHTLY_TRAIN_HOST_MALLOC", setting)
     train(tiny_config(tmp_path / "out", write_images(tmp_path / "images", 8)))

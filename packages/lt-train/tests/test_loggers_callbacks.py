@@ -180,9 +180,10 @@ def test_early_stopping_counts_epochs_without_improvement() -> None:
 
 
 def test_epochs_auto_aims_at_50k_steps_within_bounds() -> None:
-    assert auto_epochs(1_281_167, 256) == 100  # ImageNet: 5,004 steps an epoch
-    assert auto_epochs(50_000, 512) == 516  # CIFAR-10: 97 steps an epoch
-    assert auto_epochs(300, 64) == 1000
+    assert auto_epochs(1_281_167 // 256) == 100  # ImageNet: 5,004 steps an epoch
+    assert auto_epochs(50_000 // 512) == 516  # CIFAR-10: 97 steps an epoch
+    assert auto_epochs(300 // 64) == 1000
+    assert auto_epochs(0) == 1000
 
 
 def test_verbose_env_sets_debug_level(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -10,27 +10,28 @@ from pathlib import Path
 import pytest
 from _tiny import tiny_config, write_images
 
-from lt_data import ImageDataset
-from lt_train import _setup, _train, train
-from lt_train._setup import _num_workers, local_processes
+from lt_data import ImageDataset, _listing, auto_num_workers
+from lt_train import _setup, _trainer, train
+from lt_train._devices import local_processes
 
 
 @pytest.fixture
 def cores(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_setup.os, "sched_getaffinity", lambda pid: set(range(16)), raising=False)
+    monkeypatch.setattr(_listing.os, "sched_getaffinity", lambda pid: set(range(16)), raising=False)
 
 
-def test_explicit_value_is_kept(cores: None) -> None:
-    assert _num_workers(3, 1, "cpu", batches_per_epoch=1) == 3
-    assert _num_workers(0, 1, "cpu") == 0
+def test_explicit_value_is_kept(tmp_path: Path, cores: None) -> None:
+    data = write_images(tmp_path / "data", 8)
+    plan = _setup.plan_run(tiny_config(tmp_path / "out", data, batch_size=8, num_workers=3))
+    assert plan.num_workers == 3
 
 
 def test_auto_uses_the_cores_minus_the_training_processes(cores: None) -> None:
-    assert _num_workers("auto", 1, "cpu") == 15
-    assert _num_workers("auto", 2, "cpu") == 7
-    assert _num_workers("auto", [0, 1, 2, 3], "cuda") == 3
-    assert _num_workers("auto", "0,1", "cuda") == 7
-    assert _num_workers("auto", 32, "cpu") == 1  # never none for a long run
+    assert auto_num_workers(None) == 15
+    assert auto_num_workers(None, local_processes(2, "cpu")) == 7
+    assert auto_num_workers(None, local_processes([0, 1, 2, 3], "cuda")) == 3
+    assert auto_num_workers(None, local_processes("0,1", "cuda")) == 7
+    assert auto_num_workers(None, 32) == 1  # never none for a long run
 
 
 @pytest.mark.parametrize(
@@ -39,7 +40,7 @@ def test_auto_uses_the_cores_minus_the_training_processes(cores: None) -> None:
 def test_auto_starts_no_worker_an_epoch_cannot_use(
     cores: None, batches: int | None, expected: int
 ) -> None:
-    assert _num_workers("auto", 1, "cpu", batches_per_epoch=batches) == expected
+    assert auto_num_workers(batches) == expected
 
 
 def test_local_processes() -> None:
@@ -65,7 +66,7 @@ def test_workers_read_while_the_model_is_built(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The first epoch's workers are started before the model is built: a worker has read
-    an image by the time ``build_model`` runs (it waits up to 30 s for one)."""
+    an image by the time ``build_method`` runs (it waits up to 30 s for one)."""
     data = write_images(tmp_path / "data", 16)
     markers = tmp_path / "markers"
     markers.mkdir()
@@ -75,17 +76,17 @@ def test_workers_read_while_the_model_is_built(
         (markers / str(os.getpid())).touch()
         return read(self, index)
 
-    build_model = _train.build_model
+    build_method = _trainer.build_method
     seen: list[set[str]] = []
 
-    def waiting(*args: object) -> None:
+    def waiting(*args: object) -> object:
         deadline = time.monotonic() + 30
         while not any(markers.iterdir()) and time.monotonic() < deadline:
             time.sleep(0.01)
         seen.append({p.name for p in markers.iterdir()})
-        build_model(*args)  # type: ignore[arg-type]
+        return build_method(*args)  # type: ignore[arg-type]
 
     monkeypatch.setattr(ImageDataset, "__getitem__", marked)
-    monkeypatch.setattr(_train, "build_model", waiting)
+    monkeypatch.setattr(_trainer, "build_method", waiting)
     train(tiny_config(tmp_path / "out", data, num_workers=1))
     assert len(seen) == 1 and seen[0] and str(os.getpid()) not in seen[0]

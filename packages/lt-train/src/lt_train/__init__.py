@@ -1,7 +1,7 @@
 """lt-train: the lightning-fabric training loop, checkpoints and export of lightly-train."""
 
 from lt_train._config import OptimArgs, TrainConfig
-from lt_train._embed import embed
+from lt_train._embed import EmbedConfig, embed
 from lt_train._export import export
 from lt_train._models import get_model_wrapper, list_models
 from lt_train._optim import OPTIMIZERS
@@ -12,6 +12,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "OPTIMIZERS",
+    "EmbedConfig",
     "LossNotFiniteError",
     "OptimArgs",
     "TrainConfig",

@@ -1,12 +1,12 @@
-"""What the ``callbacks`` option decides inside the loop: checkpoint cadence, early
-stopping, periodic export, and the learning-rate and device metrics."""
+"""What the ``callbacks`` option decides inside the loop besides checkpoints (see
+:mod:`lt_train._checkpointer`): early stopping, periodic export, and the learning-rate and
+device metrics."""
 
 from __future__ import annotations
 
 import math
 import resource
 import sys
-import time
 
 import torch
 
@@ -16,7 +16,7 @@ __all__ = ["RunCallbacks"]
 
 
 class RunCallbacks:
-    """The loop asks this object when to checkpoint, export or stop.
+    """The loop asks this object when to export or stop, and for extra metrics.
 
     Args:
         args: The run's callbacks (``TrainConfig.callbacks``).
@@ -24,11 +24,8 @@ class RunCallbacks:
     """
 
     def __init__(self, args: CallbackArgs, epochs: int) -> None:
-        assert args.model_checkpoint is not None
         self.args = args
-        self.checkpoint = args.model_checkpoint
         self.epochs = epochs
-        self._last_save = time.monotonic()
         self._best = math.inf
         self._bad_epochs = 0
 
@@ -36,22 +33,6 @@ class RunCallbacks:
     def check_finite(self) -> bool:
         es = self.args.early_stopping
         return es is None or es.check_finite
-
-    def step_checkpoint_due(self, step: int) -> bool:
-        every = self.checkpoint.every_n_train_steps
-        if every is not None and step % every == 0:
-            return True
-        interval = self.checkpoint.train_time_interval
-        return interval is not None and time.monotonic() - self._last_save >= interval
-
-    def epoch_checkpoint_due(self, epochs_done: int) -> bool:
-        """Every ``every_n_epochs`` epochs, and always after the last one (the finished
-        state that export and resume read)."""
-        every = self.checkpoint.every_n_epochs
-        return epochs_done >= self.epochs or (every is not None and epochs_done % every == 0)
-
-    def saved(self) -> None:
-        self._last_save = time.monotonic()
 
     def export_due(self, epochs_done: int) -> bool:
         export = self.args.model_export

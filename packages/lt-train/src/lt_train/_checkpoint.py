@@ -1,4 +1,7 @@
-"""Checkpoints: everything a run needs to continue exactly where it stopped.
+"""The checkpoint format: everything a run needs to continue exactly where it stopped.
+
+(What is saved is gathered in :mod:`lt_train._state`; when, and how many are kept, is
+decided in :mod:`lt_train._checkpointer`.)
 
 A checkpoint is a plain dict of tensors, numbers, strings, lists and dicts, loadable with
 ``torch.load(path, weights_only=True)``:
@@ -22,13 +25,11 @@ import hashlib
 import logging
 import os
 import random
-from pathlib import Path
 from typing import Any
 
 import torch
 
 from lt_core import ConfigError, to_dict
-from lt_train._atomic import atomic_torch_save, fsync_dir
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +39,6 @@ __all__ = [
     "get_rng_state",
     "load_checkpoint",
     "run_fingerprint",
-    "save_checkpoint",
     "set_rng_state",
 ]
 
@@ -151,40 +151,6 @@ def _normalize(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _normalize(v) for k, v in value.items()}
     return value
-
-
-def save_checkpoint(
-    state: dict[str, Any],
-    folder: Path,
-    keep: int,
-    filename: str = "epoch={epoch}-step={step}",
-) -> Path:
-    """Write ``state`` to ``folder/last.ckpt`` atomically. With ``keep > 1`` (or ``-1``:
-    all) also keep it as ``<filename>.ckpt`` (formatted with the state's ``epoch`` and
-    ``step``) and remove all but the newest ``keep`` of those."""
-    last = folder / "last.ckpt"
-    if keep == 1:
-        atomic_torch_save(state, last)
-        return last
-    numbered = folder / (filename.format(epoch=state["epoch"], step=state["step"]) + ".ckpt")
-    atomic_torch_save(state, numbered)
-    link = folder / f".last.ckpt.tmp-link-{os.getpid()}"
-    try:
-        os.link(numbered, link)  # last.ckpt becomes the same file, replaced in one step
-        os.replace(link, last)
-        fsync_dir(folder)
-    except OSError:
-        with contextlib.suppress(OSError):
-            link.unlink()
-        atomic_torch_save(state, last)
-    if keep > 1:
-        pattern = filename.replace("{epoch}", "*").replace("{step}", "*") + ".ckpt"
-        kept = [p for p in folder.glob(pattern) if p.name != "last.ckpt"]
-        kept.sort(key=lambda p: p.stat().st_mtime_ns)
-        for old in kept[:-keep]:
-            with contextlib.suppress(OSError):
-                old.unlink()
-    return last
 
 
 def load_checkpoint(path: str | os.PathLike[str], mmap: bool = False) -> dict[str, Any]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-import os
 from dataclasses import MISSING, dataclass
 from typing import Any
 
@@ -13,15 +12,7 @@ import torch
 from torch import nn
 
 from lt_core import ConfigError, DataError, ViewConfig, from_dict, to_dict
-from lt_data import (
-    IMAGE_MEMBER_SUFFIXES,
-    count_samples,
-    is_webdataset_source,
-    list_image_files,
-    list_shards,
-    probe_short_side,
-    resolve_decode_size,
-)
+from lt_data import DataListing, SourceOptions, auto_num_workers, list_data, resolve_decode_size
 from lt_methods import DEFAULT_METHOD, Method, get_method
 from lt_train._checkpoint import (
     CHECKPOINT_FORMAT,
@@ -31,50 +22,73 @@ from lt_train._checkpoint import (
     run_fingerprint,
 )
 from lt_train._config import TrainConfig
+from lt_train._devices import local_processes, resolve_accelerator, resolve_precision
 from lt_train._dry_run import dry_run
 from lt_train._loggers import check_logger_packages
 from lt_train._models import get_model_wrapper
 from lt_train._optim import scaled_lr
 from lt_train._run_dir import RunDir, check_out_dir
+from lt_train._stop import ignore_stop_signals
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Plan", "plan_run", "resolve_model"]
+__all__ = ["Plan", "check_model", "load_init_weights", "load_resume", "plan_run", "resolve_model"]
 
 
 @dataclass
 class Plan:
-    """The resolved run: everything a run needs, decided before any file is written.
-
-    ``config.json`` is written from the plan alone (:meth:`record`). ``resume`` is the
-    checkpoint of the interrupted run to continue (``resume_interrupted=True``);
-    ``init_weights`` the weights to start from (``checkpoint=``).
+    """The resolved options of a run: every value derived from the config, computed once
+    before any file is written. ``config.json`` is written from the plan (:meth:`record`).
     """
 
     config: TrainConfig
     method_cls: type[Method]
     method_args: Any
     transform_args: Any
-    files: Any  # the image paths (a FileList), or the shard URLs of a WebDataset source
-    num_images: int
-    streaming: bool  # files are WebDataset shards
-    wrapper: nn.Module
+    data: DataListing
     recipe: list[ViewConfig]
-    image_size: tuple[int, int]
     decode_size: tuple[int, int]  # the images are decoded at this size, crops cut from it
     decode: str  # "cpu" (PIL in the workers) or "gpu" (nvjpeg in batches)
     accelerator: str
     precision: str
+    world_size: int  # training processes over all machines
     num_workers: int
+    steps_per_epoch: int  # optimizer steps
+    epochs: int  # resolved from "auto"
     optimizer: str
     base_lr: float
     lr: float
     weight_decay: float
-    memory_format: torch.memory_format
-    epochs: int  # resolved from "auto"
     fingerprint: dict[str, Any]
-    resume: dict[str, Any] | None = None
-    init_weights: dict[str, Any] | None = None
+    memory_format: torch.memory_format = torch.contiguous_format  # from the model's dry run
+
+    @property
+    def num_images(self) -> int:
+        assert self.data.num_images is not None  # counted, or epoch_size (list_data)
+        return self.data.num_images
+
+    @property
+    def max_steps(self) -> int:
+        return self.epochs * self.steps_per_epoch
+
+    def source_options(self, rank: int, device: torch.device) -> SourceOptions:
+        """How process ``rank`` reads the data."""
+        config = self.config
+        return SourceOptions(
+            decode_size=self.decode_size,
+            micro_batch=config.batch_size // self.world_size,
+            accumulation=config.gradient_accumulation_steps,
+            rank=rank,
+            world_size=self.world_size,
+            num_workers=self.num_workers,
+            seed=config.seed,
+            shuffle_buffer=config.shuffle_buffer,
+            device=device,
+            decode_on_device=self.decode == "gpu",
+            log_skipped=rank == 0,
+            loader_args=config.loader_args,
+            worker_init_fn=ignore_stop_signals,
+        )
 
     def resolved(self) -> dict[str, Any]:
         return {
@@ -88,7 +102,7 @@ class Plan:
             "decode_size": list(self.decode_size),
             "decode": self.decode,
             "epochs": self.epochs,
-            "source": f"{len(self.files)} WebDataset shards" if self.streaming else "files",
+            "source": self.data.describe(),
             "memory_format": str(self.memory_format).removeprefix("torch."),
         }
 
@@ -127,29 +141,13 @@ def resolve_model(model: Any, model_args: dict[str, Any] | None = None) -> nn.Mo
     return model
 
 
-def _accelerator(name: str) -> str:
-    if name == "auto":
-        if torch.cuda.is_available():
-            return "cuda"
-        return "cpu"
-    if name in ("cuda", "gpu") and not torch.cuda.is_available():
-        raise ConfigError(
-            f"accelerator='{name}' but no CUDA device is available. Use accelerator='cpu' or "
-            "'auto', or install a CUDA build of torch."
-        )
-    return "cuda" if name == "gpu" else name
-
-
-def _precision(name: str, accelerator: str) -> str:
-    if name == "auto":
-        if accelerator == "cuda" and torch.cuda.is_bf16_supported():
-            return "bf16-mixed"
-        return "32-true"
-    if name == "16-mixed" and accelerator == "cpu":
-        raise ConfigError(
-            "precision='16-mixed' needs a GPU; on the CPU use precision='bf16-mixed' or '32-true'."
-        )
-    return name
+def check_model(wrapper: nn.Module, plan: Plan) -> None:
+    """Validate the wrapper at the smallest and largest view size of the recipe and set
+    the memory format it trains in (:func:`lt_train._dry_run.dry_run`)."""
+    sizes = sorted({v.size for v in plan.recipe}, key=lambda s: s[0] * s[1])
+    plan.memory_format = dry_run(
+        wrapper, [sizes[0], sizes[-1]] if len(sizes) > 1 else sizes, plan.config.channels_last
+    )
 
 
 def _decode(name: str, accelerator: str) -> str:
@@ -162,47 +160,19 @@ def _decode(name: str, accelerator: str) -> str:
     return "cpu" if name == "auto" else name
 
 
-def _num_workers(
-    value: int | str,
-    devices: int | list[int] | str,
-    accelerator: str,
-    batches_per_epoch: int | None = None,
-) -> int:
-    """``"auto"``: the cores this process may use, shared by the processes of this machine,
-    minus one for each training process itself (no fixed cap: decoding is what limits a
-    fast GPU), and at most one worker fewer than the batches a process reads an epoch
-    (``batches_per_epoch``, the same on every process as ``batch_size`` is global;
-    ``None``: unknown, no limit). The main process waits for its first batch however it is
-    read; workers only help by reading the next ones during the steps. A run of one batch
-    an epoch reads it in the main process and starts no worker: no fork, and no
-    copy-on-write of the model's pages while it trains."""
-    if isinstance(value, int):
-        return value
-    try:
-        cores = len(os.sched_getaffinity(0))  # respects taskset, cgroups and SLURM bindings
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
-    processes = local_processes(devices, accelerator)
-    workers = max(1, cores // processes - 1)
-    if batches_per_epoch is not None:
-        workers = min(workers, max(0, batches_per_epoch - 1))
-    return workers
-
-
-def local_processes(devices: int | list[int] | str, accelerator: str) -> int:
-    """Training processes on this machine for a ``devices`` option (``"auto"``: every
-    CUDA GPU, or one process on another accelerator)."""
-    if isinstance(devices, int):
-        return max(1, devices)
-    if isinstance(devices, list):
-        return max(1, len(devices))
-    if devices != "auto":  # "0,1"
-        return max(1, len([d for d in devices.split(",") if d.strip()]))
-    return max(1, torch.cuda.device_count()) if accelerator == "cuda" else 1
+def _world_size(config: TrainConfig, accelerator: str) -> int:
+    devices: Any = 1 if config.devices == "auto" and accelerator == "cpu" else config.devices
+    world_size = local_processes(devices, accelerator) * config.num_nodes
+    if config.batch_size % world_size:
+        raise ConfigError(
+            f"batch_size={config.batch_size} is the global batch size and must be divisible "
+            f"by the number of processes ({world_size})."
+        )
+    return world_size
 
 
 def plan_run(config: TrainConfig) -> Plan:
-    """Check every option, the out folder, the data and the model; resolve defaults.
+    """Check every option, the out folder and the data; resolve every derived value.
 
     Runs before any heavy work and leaves nothing behind, so a bad input fails fast and an
     existing out folder stays untouched.
@@ -213,9 +183,9 @@ def plan_run(config: TrainConfig) -> Plan:
     checkpoints = config.callbacks.model_checkpoint.dirpath  # type: ignore[union-attr]
     check_out_dir(config.out, config.overwrite, config.resume_interrupted, checkpoints)
     check_logger_packages(config.loggers)  # type: ignore[arg-type]
-    streaming = is_webdataset_source(config.data)
-    files, num_images = _list_data(config) if streaming else (list_image_files(config.data), 0)
-    num_images = num_images or len(files)
+    data = list_data(config.data, epoch_size=config.epoch_size)
+    num_images = data.num_images
+    assert num_images is not None
     step_images = config.batch_size * config.gradient_accumulation_steps
     if num_images < step_images:
         what = (
@@ -229,19 +199,32 @@ def plan_run(config: TrainConfig) -> Plan:
             f"{' or gradient_accumulation_steps' if config.gradient_accumulation_steps > 1 else ''}"
             " or add images."
         )
-    epochs = auto_epochs(num_images, step_images) if config.epochs == "auto" else config.epochs
+    accelerator = resolve_accelerator(config.accelerator)
+    precision = resolve_precision(config.precision, accelerator)
+    decode = _decode(config.decode, accelerator)
+    world_size = _world_size(config, accelerator)
+    reading = SourceOptions(
+        decode_size=(1, 1),  # (not needed to count)
+        micro_batch=config.batch_size // world_size,
+        accumulation=config.gradient_accumulation_steps,
+        world_size=world_size,
+    )
+    num_workers = (
+        config.num_workers
+        if isinstance(config.num_workers, int)
+        else auto_num_workers(
+            data.batches_per_process(reading), local_processes(config.devices, accelerator)
+        )
+    )
+    steps_per_epoch = data.steps_per_epoch(dataclasses.replace(reading, num_workers=num_workers))
+    epochs = auto_epochs(steps_per_epoch) if config.epochs == "auto" else config.epochs
     # Automatic method options (e.g. DINO's head size) follow the dataset and run length.
     method_args = method_cls.resolve_args(
-        method_args,
-        num_images=num_images,
-        total_steps=epochs * (num_images // step_images),
+        method_args, num_images=num_images, total_steps=epochs * steps_per_epoch
     )
-    accelerator = _accelerator(config.accelerator)
-    precision = _precision(config.precision, accelerator)
-    decode = _decode(config.decode, accelerator)
     recipe = method_cls.view_recipe(transform_args)
     image_size = (int(transform_args.image_size[0]), int(transform_args.image_size[1]))
-    decode_size = _decode_size(config.decode_size, recipe, image_size, files, streaming)
+    decode_size = _decode_size(config.decode_size, recipe, image_size, data)
     optimizer = method_cls.default_optimizer if config.optim == "auto" else config.optim
     o = config.optim_args
     base_lr = o.lr if o.lr is not None else method_cls.default_lr
@@ -265,63 +248,38 @@ def plan_run(config: TrainConfig) -> Plan:
             "precision": precision,
             "num_images": num_images,
             "epochs_resolved": epochs,
-            "images_digest": files_digest(files),
+            "images_digest": files_digest(data.items),
         },
-    )
-    resume = _load_resume(config, fingerprint) if config.resume_interrupted else None
-    init_weights = _load_init_weights(config.checkpoint) if config.checkpoint else None
-    # Named models draw their initial weights from the seed.
-    torch.manual_seed(config.seed)
-    wrapper = resolve_model(config.model, config.model_args)
-    sizes = sorted({v.size for v in recipe}, key=lambda s: s[0] * s[1])
-    memory_format = dry_run(
-        wrapper, [sizes[0], sizes[-1]] if len(sizes) > 1 else sizes, config.channels_last
     )
     return Plan(
         config=config,
         method_cls=method_cls,
         method_args=method_args,
         transform_args=transform_args,
-        files=files,
-        num_images=num_images,
-        streaming=streaming,
-        wrapper=wrapper,
+        data=data,
         recipe=recipe,
-        image_size=image_size,
         decode_size=decode_size,
         decode=decode,
         accelerator=accelerator,
         precision=precision,
-        num_workers=_num_workers(
-            config.num_workers,
-            config.devices,
-            accelerator,
-            # Micro-batches of each process an epoch; a stream's epoch is split by worker,
-            # so its workers stay as they are.
-            None if streaming else (num_images // step_images) * config.gradient_accumulation_steps,
-        ),
+        world_size=world_size,
+        num_workers=num_workers,
+        steps_per_epoch=steps_per_epoch,
+        epochs=epochs,
         optimizer=optimizer,
         base_lr=base_lr,
         lr=lr,
         weight_decay=weight_decay,
-        memory_format=memory_format,
-        epochs=epochs,
         fingerprint=fingerprint,
-        resume=resume,
-        init_weights=init_weights,
     )
 
 
 def _decode_size(
-    value: int | str,
-    recipe: list[ViewConfig],
-    image_size: tuple[int, int],
-    files: Any,
-    streaming: bool,
+    value: int | str, recipe: list[ViewConfig], image_size: tuple[int, int], data: DataListing
 ) -> tuple[int, int]:
     """The size the images are decoded at (the ``decode_size`` option ``value``), logged
     with the reason."""
-    side = probe_short_side(files, streaming) if value == "auto" else None
+    side = data.probe_short_side() if value == "auto" else None
     size = resolve_decode_size(value, recipe, image_size, side)
     if size == image_size:
         why = "the image size"
@@ -341,44 +299,16 @@ AUTO_STEPS = 50_000
 AUTO_EPOCHS = (100, 1000)
 
 
-def auto_epochs(num_images: int, step_images: int) -> int:
+def auto_epochs(steps_per_epoch: int) -> int:
     """Epochs for ``epochs="auto"``: enough for about 50,000 optimizer steps, at least 100
     epochs (large datasets: ImageNet gets 100) and at most 1,000 (small ones: CIFAR-10 at
     batch 512 gets 512)."""
-    steps_per_epoch = max(1, num_images // step_images)
+    steps_per_epoch = max(1, steps_per_epoch)
     lo, hi = AUTO_EPOCHS
     return max(lo, min(hi, math.ceil(AUTO_STEPS / steps_per_epoch)))
 
 
-def _list_data(config: TrainConfig) -> tuple[list[str], int]:
-    """The shards of a WebDataset source and the images per epoch (``epoch_size``, or
-    the samples counted in the local shards' tar headers)."""
-    shards = list_shards(config.data)  # type: ignore[arg-type]
-    if config.epoch_size is not None:
-        return shards, config.epoch_size
-    logger.info("Counting the samples of %d shard(s)...", len(shards))
-    count = count_samples(shards, images_only=True)
-    if count is None:
-        raise ConfigError(
-            f"The WebDataset source {config.data!r} has remote shards, whose samples cannot "
-            "be counted before training. Fix: pass epoch_size=<images per epoch>."
-        )
-    if count == 0:
-        samples = count_samples(shards)
-        found = (
-            f"hold {samples} sample(s), none with an image member (a member name ending in "
-            f".{', .'.join(IMAGE_MEMBER_SUFFIXES)})"
-            if samples
-            else "hold no samples"
-        )
-        raise DataError(
-            f"The shards of {config.data!r} {found}. Fix: check them (tar tf <shard>) or "
-            "write them from a folder of images with lightly_train.make_shards."
-        )
-    return shards, count
-
-
-def _load_resume(config: TrainConfig, fingerprint: dict[str, Any]) -> dict[str, Any]:
+def load_resume(config: TrainConfig, fingerprint: dict[str, Any]) -> dict[str, Any]:
     """The interrupted run's checkpoint, after checking that the options still match."""
     path = RunDir(config.out, config.callbacks.model_checkpoint.dirpath).last_checkpoint  # type: ignore[union-attr]
     state = load_checkpoint(path, mmap=True)
@@ -402,7 +332,7 @@ def _load_resume(config: TrainConfig, fingerprint: dict[str, Any]) -> dict[str, 
     return state
 
 
-def _load_init_weights(path: str) -> dict[str, Any]:
+def load_init_weights(path: str) -> dict[str, Any]:
     """Weights to start a new run from: a lightly-train checkpoint (its ``"method"``
     state) or an exported ``state_dict`` of the model."""
     state = load_checkpoint(path, mmap=True)

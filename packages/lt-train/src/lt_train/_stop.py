@@ -10,11 +10,9 @@ from collections.abc import Iterator
 from types import FrameType
 from typing import Any
 
-import torch
-
 from lt_core import LossNotFiniteError, TrainingInterrupted
 
-__all__ = ["LossNotFiniteError", "StopSignals", "TrainingInterrupted"]
+__all__ = ["LossNotFiniteError", "StopSignals", "TrainingInterrupted", "ignore_stop_signals"]
 
 
 class StopSignals:
@@ -51,18 +49,16 @@ class StopSignals:
             for sig, previous in self._previous.items():
                 signal.signal(sig, previous)
 
-    def any_process(self, group: Any | None) -> int | None:
-        """The signal received by any process (``group`` is a gloo process group, or
-        ``None`` in a single process), so that all processes stop after the same step."""
-        if group is None:
-            return self.received
-        flag = torch.tensor([self.received or 0], dtype=torch.int64)
-        torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX, group=group)
-        value = int(flag.item())
-        return value or None
-
 
 def signal_name(signum: int) -> str:
     with contextlib.suppress(ValueError):
         return signal.Signals(signum).name
     return f"signal {signum}"
+
+
+def ignore_stop_signals(worker_id: int) -> None:
+    """A DataLoader worker's start: the main process decides when to stop (after the
+    current step, with a checkpoint); a worker that died from Ctrl-C or SIGTERM would break
+    the step it is feeding."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)

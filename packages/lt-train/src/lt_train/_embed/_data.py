@@ -11,17 +11,9 @@ from typing import Any
 
 from torch.utils.data import DataLoader
 
-from lt_data import (
-    ImageDataset,
-    WebImageDataset,
-    collate_images,
-    count_samples,
-    is_webdataset_source,
-    list_image_files,
-    list_shards,
-)
+from lt_data import auto_num_workers, collate_images, list_data
 
-__all__ = ["EmbedImages", "auto_num_workers", "collate_named", "open_images", "output_name"]
+__all__ = ["EmbedImages", "collate_named", "open_images"]
 
 logger = logging.getLogger(__name__)
 
@@ -52,16 +44,6 @@ def collate_named(samples: list[dict[str, Any]]) -> dict[str, Any]:
     return batch
 
 
-def auto_num_workers(batches: int) -> int:
-    """The CPU cores this process may use minus one (the main process), at most one
-    worker per batch."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
-    return max(0, min(cores - 1, batches))
-
-
 def open_images(
     data: Data,
     image_size: tuple[int, int],
@@ -72,21 +54,12 @@ def open_images(
     """The images of ``data`` decoded at ``image_size`` (shorter side resized, then a center
     crop), in batches, in a fixed order: the sorted file listing, or shard after shard (with
     several workers, the batches of the workers' shards take turns)."""
-    if is_webdataset_source(data):
-        shards = list_shards(data)
-        dataset: Any = WebImageDataset(shards, image_size, shuffle_buffer=0)
-        count = count_samples(shards, images_only=True)
-        units = len(shards)
-        name: Callable[[str], str] = str
-    else:
-        files = list_image_files(data)
-        dataset = ImageDataset(files, image_size)
-        count = len(files)
-        units = -(-count // batch_size)
-        name = output_name(data)
+    listing = list_data(data, count=False)
+    units = listing.read_units(batch_size)
+    # auto: every unit (a batch of files, a shard) but the last one read ahead by a worker.
     workers = auto_num_workers(units) if num_workers == "auto" else int(num_workers)
     loader: DataLoader[dict[str, Any]] = DataLoader(
-        dataset,
+        listing.ordered(image_size),
         batch_size=batch_size,
         shuffle=False,
         num_workers=workers,
@@ -94,31 +67,4 @@ def open_images(
         pin_memory=pin_memory,
         drop_last=False,
     )
-    return EmbedImages(loader, count, name)
-
-
-def output_name(data: Data) -> Callable[[str], str]:
-    """The name of each listed file in the output: relative to ``data`` when it is one
-    folder; for a list, a file as given, and a folder's files as
-    ``os.path.join(<the folder as given>, <relative path>)``."""
-    entries = [data] if isinstance(data, str | os.PathLike) else list(data)
-    given = [os.fspath(e) for e in entries]
-    absolute = [os.path.abspath(os.path.expanduser(g)) for g in given]
-    files = {a: g for a, g in zip(absolute, given) if not os.path.isdir(a)}
-    folders = [
-        (a if a.endswith(os.sep) else a + os.sep, g)
-        for a, g in zip(absolute, given)
-        if os.path.isdir(a)
-    ]
-    relative = len(entries) == 1 and len(folders) == 1
-
-    def name(path: str) -> str:
-        if path in files:
-            return files[path]
-        for prefix, folder in folders:
-            if path.startswith(prefix):
-                rel = path[len(prefix) :]
-                return rel if relative else os.path.join(folder, rel)
-        return path
-
-    return name
+    return EmbedImages(loader, listing.num_images, listing.output_name())

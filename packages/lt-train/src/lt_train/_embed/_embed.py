@@ -6,6 +6,7 @@ import contextlib
 import logging
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
@@ -15,6 +16,7 @@ from tqdm import tqdm
 
 from lt_core import ConfigError, ConfigTypeError, EmbeddingModel
 from lt_train._atomic import atomic_write
+from lt_train._devices import resolve_accelerator
 from lt_train._embed._data import EmbedImages, open_images
 from lt_train._embed._writers import EMBED_FORMATS, check_writer, open_writer
 from lt_train._export._source import (
@@ -37,28 +39,11 @@ _PRECISIONS = ("32-true", "bf16-mixed", "16-mixed")
 PathLike = str | os.PathLike[str]
 
 
-def embed(
-    *,
-    out: PathLike,
-    data: PathLike | Sequence[PathLike],
-    checkpoint: PathLike,
-    format: str = "torch",
-    image_size: int | Sequence[int] | None = None,
-    batch_size: int = 128,
-    num_workers: int | str = "auto",
-    accelerator: str = "auto",
-    overwrite: bool = False,
-    precision: str = "32-true",
-    model: str | nn.Module | None = None,
-) -> Path:
-    """Embed every image of ``data`` with the embedding model of a checkpoint.
+@dataclass(kw_only=True)
+class EmbedConfig:
+    """The options of :func:`embed`, checked when made (before any heavy work).
 
-    Images are decoded like in training (EXIF orientation, RGB, shorter side resized to
-    ``image_size`` and center-cropped), scaled to 0-1 and normalized with the run's mean
-    and std; the model runs in eval mode under ``torch.inference_mode()``. An image that
-    cannot be decoded is skipped and named in a warning; the run goes on.
-
-    Args:
+    Attributes:
         out: The file to write (its folder is created), atomically.
         data: An image folder (recursive), an image file, a list of both, or WebDataset
             shards (a brace pattern, a shard list, URLs).
@@ -76,38 +61,70 @@ def embed(
             embeddings are float32 in every case.
         model: The model wrapper or model name to load the weights into, when the run
             trained a wrapper object (the checkpoint then cannot rebuild it).
+    """
+
+    out: PathLike
+    data: PathLike | Sequence[PathLike]
+    checkpoint: PathLike
+    format: str = "torch"
+    image_size: int | Sequence[int] | None = None
+    batch_size: int = 128
+    num_workers: int | str = "auto"
+    accelerator: str = "auto"
+    overwrite: bool = False
+    precision: str = "32-true"
+    model: str | nn.Module | None = None
+
+    def __post_init__(self) -> None:
+        self.format = check_choice("format", self.format, EMBED_FORMATS)
+        check_writer(self.format)
+        _check_int("batch_size", self.batch_size)
+        if self.num_workers != "auto":
+            _check_int("num_workers", self.num_workers, minimum=0)
+        check_choice("accelerator", self.accelerator, _ACCELERATORS)
+        check_choice("precision", self.precision, _PRECISIONS)
+
+
+def embed(config: EmbedConfig | None = None, /, **options: Any) -> Path:
+    """Embed every image of ``config.data`` with the embedding model of a checkpoint.
+
+    Takes an :class:`EmbedConfig`, or its fields as keyword arguments.
+
+    Images are decoded like in training (EXIF orientation, RGB, shorter side resized to
+    ``image_size`` and center-cropped), scaled to 0-1 and normalized with the run's mean
+    and std; the model runs in eval mode under ``torch.inference_mode()``. An image that
+    cannot be decoded is skipped and named in a warning; the run goes on.
 
     Returns:
         The written file.
     """
-    format = check_choice("format", format, EMBED_FORMATS)
-    check_writer(format)
-    _check_int("batch_size", batch_size)
-    if num_workers != "auto":
-        _check_int("num_workers", num_workers, minimum=0)
-    check_choice("accelerator", accelerator, _ACCELERATORS)
-    check_choice("precision", precision, _PRECISIONS)
-    path = check_out_file(out, overwrite)
-    source = read_source(checkpoint)
+    if config is None:
+        config = EmbedConfig(**options)
+    elif options:
+        raise ConfigTypeError("Pass an EmbedConfig or keyword options, not both.")
+    path = check_out_file(config.out, config.overwrite)
+    source = read_source(config.checkpoint)
     if not source.is_checkpoint:
         raise ConfigError(
-            f"checkpoint='{checkpoint}' holds a model's weights only; embed needs the run's "
-            "checkpoint (out/checkpoints/last.ckpt), which also has the embedding layer and "
-            "the normalization."
+            f"checkpoint='{config.checkpoint}' holds a model's weights only; embed needs the "
+            "run's checkpoint (out/checkpoints/last.ckpt), which also has the embedding layer "
+            "and the normalization."
         )
-    size = _image_size(image_size) or run_image_size(source)
-    device = _device(accelerator)
-    if precision == "16-mixed" and device.type == "cpu":
+    size = _image_size(config.image_size) or run_image_size(source)
+    device = torch.device(resolve_accelerator(config.accelerator))
+    if config.precision == "16-mixed" and device.type == "cpu":
         raise ConfigError("precision='16-mixed' needs a GPU; on the CPU use '32-true'.")
     with run_log(console=True):
-        embedding_model = build_embedding_model(source, model).to(device)
-        images = open_images(data, size, batch_size, num_workers, device.type == "cuda")
+        embedding_model = build_embedding_model(source, config.model).to(device)
+        images = open_images(
+            config.data, size, config.batch_size, config.num_workers, device.type == "cuda"
+        )
         mean, std = (
             torch.tensor(v, device=device).view(1, 3, 1, 1) for v in run_normalization(source)
         )
 
         def write(f: IO[bytes]) -> None:
-            _embed_all(f, path, format, images, embedding_model, (mean, std), precision)
+            _embed_all(f, path, config, images, embedding_model, (mean, std))
 
         atomic_write(path, write)
     return path
@@ -116,18 +133,17 @@ def embed(
 def _embed_all(
     f: IO[bytes],
     path: Path,
-    format: str,
+    config: EmbedConfig,
     images: EmbedImages,
     model: EmbeddingModel,
     normalize: tuple[torch.Tensor, torch.Tensor],
-    precision: str,
 ) -> None:
-    device = normalize[0].device
+    device, precision = normalize[0].device, config.precision
     autocast: Any = contextlib.nullcontext()
     if precision != "32-true":
         dtype = torch.bfloat16 if precision == "bf16-mixed" else torch.float16
         autocast = torch.autocast(device.type, dtype=dtype)
-    writer = open_writer(format, f, path, model.embed_dim)
+    writer = open_writer(config.format, f, path, model.embed_dim)
     done, skipped = 0, 0
     try:
         with torch.inference_mode(), tqdm(total=images.count, unit="img", desc="Embedding") as bar:
@@ -180,18 +196,3 @@ def _image_size(value: object) -> tuple[int, int] | None:
             f"{value!r}. Fix: pass for example image_size=224 or image_size=(224, 224)."
         )
     return int(value[0]), int(value[1])
-
-
-def _device(accelerator: str) -> torch.device:
-    if accelerator == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if accelerator in ("cuda", "gpu"):
-        if not torch.cuda.is_available():
-            raise ConfigError(
-                f"accelerator='{accelerator}' but no CUDA device is available. Use "
-                "accelerator='cpu' or 'auto'."
-            )
-        return torch.device("cuda")
-    if accelerator == "mps" and not torch.backends.mps.is_available():
-        raise ConfigError("accelerator='mps' but MPS is not available. Use accelerator='cpu'.")
-    return torch.device(accelerator)

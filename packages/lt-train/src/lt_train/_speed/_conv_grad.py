@@ -54,10 +54,9 @@ class _SmallOutputConv2d(torch.autograd.Function):
         x: Tensor,
         weight: Tensor,
         bias: Tensor | None,
-        stride: tuple[int, int],
-        padding: tuple[int, int],
-        dilation: tuple[int, int],
+        geometry: tuple[tuple[int, int], tuple[int, int], tuple[int, int]],
     ) -> Tensor:
+        stride, padding, dilation = geometry
         ctx.save_for_backward(x, weight)
         ctx.conv = (stride, padding, dilation, bias is not None)  # type: ignore[attr-defined]
         return F.conv2d(x, weight, bias, stride, padding, dilation)
@@ -84,7 +83,7 @@ class _SmallOutputConv2d(torch.autograd.Function):
             ).reshape(weight.shape)
         if has_bias and ctx.needs_input_grad[2]:
             grad_b = grad.sum((0, 2, 3))
-        return grad_x, grad_w, grad_b, None, None, None
+        return grad_x, grad_w, grad_b, None
 
 
 def _cpu_autocast() -> bool:
@@ -141,9 +140,7 @@ class _SmallConvGrads(TorchFunctionMode):
                     named["input"],
                     named["weight"],
                     named["bias"],
-                    _pair(named["stride"]),
-                    _pair(named["padding"]),
-                    _pair(named["dilation"]),
+                    (_pair(named["stride"]), _pair(named["padding"]), _pair(named["dilation"])),
                 )
         return func(*args, **kwargs)
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from lt_train._sampler import ResumableSampler
+from lt_data._sampler import ResumableSampler
 
 
 def test_processes_see_disjoint_full_batches_that_cover_the_epoch() -> None:

@@ -7,7 +7,7 @@ import logging
 import torch
 
 from lt_core import ConfigError
-from lt_data import ImageCache, available_host_memory
+from lt_data._cache import ImageCache, available_host_memory
 
 logger = logging.getLogger(__name__)
 

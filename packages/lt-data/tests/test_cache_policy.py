@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from lt_core import ConfigError
-from lt_train import _data_cache
-from lt_train._data_cache import make_cache, resolve_cache
+from lt_data import _cache_policy as _data_cache
+from lt_data._cache_policy import make_cache, resolve_cache
 
 CPU = torch.device("cpu")
 GIB = 2**30
@@ -38,7 +38,7 @@ def _resolve(requested: str, nbytes: float, **kwargs: object) -> str:
 def test_auto_caches_what_fits_half_the_host_memory(
     host_gib: list[float], caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.INFO, logger="lt_train"):
+    with caplog.at_level(logging.INFO, logger="lt_data"):
         assert _resolve("auto", 7.9 * GIB) == "ram"
     assert "Data cache: ram (auto: 7.90 GiB" in caplog.text and "limit 50%" in caplog.text
     assert _resolve("auto", 8.1 * GIB) == "none"
@@ -50,7 +50,7 @@ def test_auto_caches_what_fits_half_the_host_memory(
 def test_auto_skips_runs_with_nothing_to_reuse(
     host_gib: list[float], caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.INFO, logger="lt_train"):
+    with caplog.at_level(logging.INFO, logger="lt_data"):
         assert _resolve("auto", 1e6, epochs=1) == "none"
         assert _resolve("auto", 1e6, quota_stream=True) == "none"
     assert "the run has one epoch" in caplog.text

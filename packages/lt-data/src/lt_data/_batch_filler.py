@@ -9,34 +9,22 @@ from collections.abc import Iterable
 from typing import Any
 
 import torch
-from lightning_fabric import Fabric
 
 from lt_core import DataError
-from lt_data import ImageDataset, WebImageDataset, sample_image
+from lt_data._dataset import ImageDataset
+from lt_data._device_decode import sample_image
+from lt_data._webdataset import WebImageDataset
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["BatchFiller", "draw_readable", "gather_skipped", "log_skipped", "refill"]
+__all__ = ["BatchFiller", "draw_readable", "log_skipped", "refill"]
 
 
 def log_skipped(skipped: list[tuple[str, str]], rank: int | None = None) -> None:
+    """Name each skipped image and why in the log (``rank``: the process that skipped it)."""
     where = f" (process {rank})" if rank else ""
     for path, error in skipped:
         logger.warning("Skipped unreadable image%s %s: %s", where, path, error)
-
-
-def gather_skipped(fabric: Fabric, skipped: list[tuple[str, str]]) -> int:
-    """Number of images skipped this epoch by all processes. Process 0 logs the names the
-    other processes skipped (it logged its own as they came), so train.log lists them all."""
-    if fabric.world_size == 1:
-        return len(skipped)
-    gathered: list[Any] = [None] * fabric.world_size
-    torch.distributed.all_gather_object(gathered, skipped)
-    if fabric.is_global_zero:
-        for rank, names in enumerate(gathered):
-            if rank > 0:
-                log_skipped(names, rank)
-    return sum(len(names) for names in gathered)
 
 
 def draw_readable(dataset: ImageDataset | WebImageDataset, count: int) -> torch.Tensor:

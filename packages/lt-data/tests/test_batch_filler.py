@@ -13,8 +13,8 @@ from PIL import Image
 
 from lt_core import DataError
 from lt_data import ImageDataset, WebImageDataset
-from lt_train._bad_images import draw_readable as _draw_readable
-from lt_train._bad_images import refill as _refill
+from lt_data._batch_filler import draw_readable as _draw_readable
+from lt_data._batch_filler import refill as _refill
 
 
 def _folder(tmp_path: Path, good: int, bad: int) -> list[Path]:

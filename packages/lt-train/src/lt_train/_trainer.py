@@ -1,0 +1,560 @@
+"""The trainer: one object that owns a pretraining run, from its checks to its export.
+
+Reads in one sitting, in the spirit of litgpt's ``setup -> fit``: :meth:`Trainer.setup`
+checks everything and resolves every derived value (nothing written);
+:meth:`Trainer.start` launches Fabric, opens the image source, builds the method and
+proves the data readable before it touches an earlier run; :meth:`Trainer.fit` runs the
+steps; :meth:`Trainer.finish` exports. Checkpoints (:mod:`lt_train._checkpointer`,
+:mod:`lt_train._state`), the data (:mod:`lt_data`'s image sources) and the method
+(:mod:`lt_methods`) live in their own modules.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from lt_core import DataError, LightlyTrainError
+from lt_data import ImageSource, build_view_transform, log_skipped
+from lt_train._atomic import atomic_torch_save, atomic_write_text
+from lt_train._build import build_method
+from lt_train._callbacks import RunCallbacks
+from lt_train._checkpointer import Checkpointer
+from lt_train._config import TrainConfig
+from lt_train._devices import make_fabric
+from lt_train._loggers import MetricLoggers
+from lt_train._logs import RunLog
+from lt_train._metrics import StepTimer
+from lt_train._optim import lr_at_step, set_lr, warmup_steps
+from lt_train._run_dir import RunDir
+from lt_train._setup import (
+    check_model,
+    load_init_weights,
+    load_resume,
+    plan_run,
+    resolve_model,
+)
+from lt_train._speed._conv_grad import small_conv_grads, small_conv_grads_apply
+from lt_train._speed._host_malloc import keep_freed_memory, keep_freed_memory_apply
+from lt_train._speed._prefetch import to_device
+from lt_train._state import Progress, TrainState
+from lt_train._stop import LossNotFiniteError, StopSignals, TrainingInterrupted, signal_name
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["Trainer", "export_model"]
+
+_NO_BAD_STEP = 2**62
+
+
+class Trainer:
+    """A pretraining run of ``config``.
+
+    ``setup()`` runs every check and resolves every derived value (accelerator, workers,
+    steps per epoch, learning rate, the model's memory format) once, writing nothing;
+    ``start()`` launches Fabric and builds the parts; ``fit()`` trains; ``finish()``
+    exports. :func:`lt_train.train` runs them in order with the status bookkeeping.
+    """
+
+    def __init__(self, config: TrainConfig, log: RunLog) -> None:
+        self.config = config
+        self.log = log
+        self.run_dir = RunDir(config.out, config.callbacks.model_checkpoint.dirpath)  # type: ignore[union-attr]
+        self.stop = StopSignals()
+        self.loggers: MetricLoggers | None = None
+        self.aside: Path | None = None  # where an earlier run's files were moved
+
+    # -- setup: every check, nothing written ---------------------------------------------
+
+    def setup(self) -> None:
+        config = self.config
+        self.plan = plan = plan_run(config)
+        self.resume = load_resume(config, plan.fingerprint) if config.resume_interrupted else None
+        self.init_weights = load_init_weights(config.checkpoint) if config.checkpoint else None
+        torch.manual_seed(config.seed)  # named models draw their initial weights from it
+        self.wrapper = resolve_model(config.model, config.model_args)
+        check_model(self.wrapper, plan)
+        self.resumed = self.resume is not None
+        self.progress = Progress.of(self.resume)
+
+    # -- start: Fabric, data, model; the data proven readable before the out folder ------
+
+    def start(self) -> None:
+        config, plan, progress = self.config, self.plan, self.progress
+        self.fabric = fabric = make_fabric(config, plan.accelerator, plan.precision)
+        fabric.launch()
+        if fabric.world_size != plan.world_size:
+            raise LightlyTrainError(
+                f"The launcher started {fabric.world_size} processes, but devices x num_nodes "
+                f"asks for {plan.world_size}. Fix: set devices and num_nodes to match it."
+            )
+        if config.float32_matmul_precision != "auto":
+            torch.set_float32_matmul_precision(config.float32_matmul_precision)
+        fabric.seed_everything(config.seed, workers=True)
+        self.source = source = plan.data.open(
+            plan.source_options(fabric.global_rank, fabric.device)
+        )
+        source.use_cache(
+            config.data_cache,
+            epochs=plan.epochs,
+            local_processes=max(1, fabric.world_size // max(1, config.num_nodes)),
+            # A checkpoint from before data_cache existed: that run read every epoch from disk.
+            resumed=None if self.resume is None else self.resume.get("data_cache", "none"),
+        )
+        self.views = build_view_transform(plan.recipe).to(fabric.device)
+        # Before the RNG states are restored: refilling may draw stand-ins for bad images (a
+        # resumed run loads its model, so drawing them before it is built changes nothing).
+        source.prefill(progress.epoch, progress.step_in_epoch)
+        # The loader's workers start reading the first batches while the model is built
+        # (creating the iterator draws no random number of the process; the filler draws
+        # stand-ins for bad images only when a batch is taken, after the reseed below).
+        batches = source.batches(progress.epoch, progress.step_in_epoch)
+        method, optimizer = build_method(fabric, plan, self.wrapper, self.init_weights)
+        identity = {
+            "run": plan.fingerprint,
+            "model_prefix": _model_prefix(method, self.wrapper),
+            "data_cache": source.cache_mode,
+        }
+        self.state = TrainState(fabric, method, optimizer, progress, identity)
+        # Distinct augmentations per process; a resumed run continues each process's streams.
+        _reseed(fabric, config.seed + fabric.global_rank)
+        if self.resume is not None:
+            self.state.load_state_dict(self.resume)
+        progress.max_steps = plan.max_steps
+        self.checkpointer = Checkpointer(
+            config.callbacks.model_checkpoint,  # type: ignore[arg-type, union-attr]
+            self.run_dir.checkpoints,
+            plan.epochs,
+            last_step=None if self.resume is None else progress.step,
+        )
+        self.resume = None  # (its tensors are not needed any more)
+        self.first_batches = self._first_batches(batches, progress.step_in_epoch == 0)
+        # The data is proven readable: only now may an earlier run's files be touched.
+        self.aside = self.run_dir.prepare(config.overwrite) if fabric.is_global_zero else None
+        fabric.barrier()
+        self.log.open_file(self.run_dir.log if fabric.is_global_zero else None)
+
+    def _first_batches(self, batches: Iterator[torch.Tensor], epoch_start: bool) -> Any:
+        """``batches`` with the first one already read: a dataset without any readable
+        image fails here, before the out folder is touched, and so does a stream that ends
+        before its first full batch (when the epoch starts at its beginning; a resumed one
+        may resume at its end)."""
+        fabric = self.fabric
+        error: BaseException | None = None
+        images: torch.Tensor | None = None
+        try:
+            images = next(batches, None)
+            if images is None and epoch_start:
+                raise DataError(
+                    f"The data gave this process no full batch of "
+                    f"{self.config.batch_size // fabric.world_size} images in the first epoch: "
+                    "it could read fewer images than one batch (skipped shards and images are "
+                    "named above; with shards, this process's share may also just be small). "
+                    "Fix: check the data (for shards: tar tf <shard>, the URLs), write more, "
+                    "smaller shards, or lower batch_size."
+                )
+        except LightlyTrainError as e:
+            error = e
+        if fabric.world_size > 1:
+            flag = torch.tensor(float(error is not None), device=fabric.device)  # NCCL: GPU
+            failed = fabric.all_reduce(flag, reduce_op="sum")
+            if error is None and float(failed) > 0:
+                error = LightlyTrainError(
+                    "Another process could not read any image; see its error."
+                )
+        if error is not None:
+            raise error
+
+        def chain() -> Any:
+            if images is not None:
+                yield images
+            yield from batches
+
+        return chain()
+
+    def begin(self) -> None:
+        """Write config.json (a new run) or trim the metrics (a resumed one), run.json, and
+        start the metric loggers (process 0)."""
+        if not self.fabric.is_global_zero:
+            return
+        plan, run, progress = self.plan, self.run_dir, self.progress
+        if self.aside is not None:
+            logger.info(
+                "The earlier run's files in this folder were moved to %s; they are deleted "
+                "once this run has written its first checkpoint.",
+                self.aside,
+            )
+        if self.resumed:
+            _truncate_metrics(run.metrics, progress.step)
+            logger.info(
+                "Resuming the interrupted run from %s: epoch %d, step %d of %d.",
+                run.last_checkpoint,
+                progress.epoch + 1,
+                progress.step,
+                progress.max_steps,
+            )
+        else:
+            atomic_write_text(run.config, json.dumps(plan.record(), indent=2) + "\n")
+        run.write_state("running", step=progress.step, max_steps=progress.max_steps)
+        self.loggers = MetricLoggers(self.config.loggers, run.root, run.metrics, plan.record())  # type: ignore[arg-type]
+
+    # -- fit: the loop -------------------------------------------------------------------
+
+    def fit(self) -> None:
+        """Train from the current position to the end of the run."""
+        plan, progress, fabric, source = self.plan, self.progress, self.fabric, self.source
+        self._prepare_fit()
+        started = time.perf_counter() - progress.train_time_s
+        try:
+            batches: Any = self.first_batches
+            for epoch in range(progress.epoch, plan.epochs):
+                if batches is None:
+                    batches = source.batches(epoch)
+                batches = to_device(batches, fabric.device)  # CUDA: copies one batch ahead
+                self.state.method.train()
+                epoch_loss = torch.zeros((), device=fabric.device)
+                epoch_steps = 0
+                for _ in range(progress.step_in_epoch, plan.steps_per_epoch):
+                    step_images = [next(batches, None) for _ in range(self.accumulation)]
+                    if self._data_ended(step_images):
+                        logger.info(
+                            "The stream ended early at step %d of the epoch.",
+                            progress.step_in_epoch,
+                        )
+                        break
+                    self.timer.data_ready()
+                    loss_sum, out, lr = self._step(step_images)
+                    progress.step += 1
+                    progress.step_in_epoch += 1
+                    epoch_loss += loss_sum / self.accumulation
+                    epoch_steps += 1
+                    images = len(step_images[0]) * self.accumulation * fabric.world_size
+                    progress.images += images
+                    self.timer.step_done(images)
+                    self.bar.update(1)
+                    if self._log_due():
+                        self._log_metrics(out, float(loss_sum) / self.accumulation, lr, epoch)
+                    received, time_due = self._sync_flags()
+                    if self.checkpointer.due_after_step(progress.step) or time_due or received:
+                        progress.train_time_s = time.perf_counter() - started
+                        self.save()
+                    if received:
+                        raise TrainingInterrupted(
+                            self._interrupt_message(received), received, str(self.run_dir.root)
+                        )
+                batches = None
+                progress.train_time_s = time.perf_counter() - started
+                if self._end_epoch(epoch, epoch_loss, epoch_steps):
+                    break
+            if self.checkpointer.last_step is None:  # epochs=0: still leave a checkpoint
+                self.save()
+        finally:
+            self.bar.close()
+
+    def _prepare_fit(self) -> None:
+        config, plan, fabric = self.config, self.plan, self.fabric
+        self.accumulation = config.gradient_accumulation_steps
+        self.warmup = warmup_steps(config.optim_args, plan.epochs, plan.steps_per_epoch)
+        self.group = torch.distributed.new_group(backend="gloo") if fabric.world_size > 1 else None
+        self.callbacks = RunCallbacks(config.callbacks, plan.epochs)  # type: ignore[arg-type]
+        self._log_start()  # before the bar, which would cut the line
+        self.bar = tqdm(
+            total=plan.max_steps,
+            initial=self.progress.step,
+            disable=not (fabric.is_global_zero and config.progress_bar),
+            unit="step",
+            dynamic_ncols=True,
+        )
+        self.bad_step = torch.full((), _NO_BAD_STEP, dtype=torch.int64, device=fabric.device)
+        self.timer = StepTimer()
+        # CPU: a faster weight gradient for convolutions with a tiny output (see _conv_grad).
+        self.conv_grads = small_conv_grads_apply(fabric.device, config.compile)
+        if keep_freed_memory_apply(fabric.device):  # CPU: no page faults for every step's tensors
+            keep_freed_memory()
+
+    def _step(self, step_images: list[torch.Tensor]) -> tuple[torch.Tensor, dict[str, Any], float]:
+        """One optimizer step over the micro-batches of ``step_images``; returns the sum of
+        their losses (a tensor, no host sync), the method's last outputs and the learning
+        rate."""
+        config, plan, fabric = self.config, self.plan, self.fabric
+        method, optimizer = self.state.method, self.state.optimizer
+        step, accumulation = self.progress.step, self.accumulation
+        schedule = lr_at_step(
+            step,
+            max_steps=plan.max_steps,
+            warmup=self.warmup,
+            min_ratio=config.optim_args.min_lr_ratio,
+        )
+        lr = set_lr(optimizer, schedule)
+        loss_sum = torch.zeros((), device=fabric.device)
+        sync_skip = fabric.world_size > 1  # DDP: all-reduce gradients on the last micro-batch only
+        out: dict[str, Any] = {}
+        for micro, images in enumerate(step_images):
+            with torch.no_grad():
+                views = [v.contiguous(memory_format=plan.memory_format) for v in self.views(images)]
+            with fabric.no_backward_sync(method, enabled=sync_skip and micro < accumulation - 1):
+                with small_conv_grads(self.conv_grads):
+                    out = method(
+                        views,
+                        step=step,
+                        max_steps=plan.max_steps,
+                        steps_per_epoch=plan.steps_per_epoch,
+                    )
+                fabric.backward(out["loss"] / accumulation)
+            loss = out["loss"].detach()
+            loss_sum += loss
+            if self.callbacks.check_finite:
+                self.bad_step = torch.where(
+                    torch.isfinite(loss), self.bad_step, torch.clamp(self.bad_step, max=step)
+                )
+        if config.optim_args.gradient_clip_norm is not None:
+            fabric.clip_gradients(method, optimizer, max_norm=config.optim_args.gradient_clip_norm)
+        method.on_before_optimizer_step(step=step, steps_per_epoch=plan.steps_per_epoch)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        method.on_after_optimizer_step(step=step, max_steps=plan.max_steps)
+        return loss_sum, out, lr
+
+    def _log_due(self) -> bool:
+        step = self.progress.step
+        return step % self.config.log_every_n_steps == 0 or step == self.plan.max_steps
+
+    def _log_metrics(self, out: dict[str, Any], loss: float, lr: float, epoch: int) -> None:
+        self._check_finite()
+        metrics = {k: float(v.detach()) for k, v in out.items()}
+        metrics.update(self.timer.summary(), loss=loss, epoch=epoch)
+        self.callbacks.metrics(metrics, lr, self.fabric.device)
+        self.timer.reset()
+        self.bar.set_postfix(
+            loss=f"{metrics['loss']:.4f}",
+            img_s=f"{metrics['images_per_s']:.0f}",
+            data_wait=f"{metrics['data_wait']:.0%}",
+        )
+        if self.loggers is not None:
+            self.loggers.log(metrics, self.progress.step)
+
+    def _data_ended(self, step_images: list[Any]) -> bool:
+        """Whether a batch of this step is missing. Only a source without an exact length
+        (a stream) can end early; with several processes, all stop the epoch if any one
+        ran out."""
+        ended = any(images is None for images in step_images)
+        if self.source.exact_length:
+            if ended:
+                raise RuntimeError("The data loader yielded fewer batches than its sampler.")
+            return False
+        if self.group is not None:
+            flag = torch.tensor([int(ended)])
+            torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX, group=self.group)
+            ended = bool(flag.item())
+        return ended
+
+    def _sync_flags(self) -> tuple[int | None, bool]:
+        """The stop signal any process received, and whether a time-based checkpoint is
+        due on any process (so all processes stop and save after the same step)."""
+        received = self.stop.received
+        time_due = self.checkpointer.time_due()
+        if self.group is None:
+            return received, time_due
+        flags = torch.tensor([received or 0, int(time_due)], dtype=torch.int64)
+        torch.distributed.all_reduce(flags, op=torch.distributed.ReduceOp.MAX, group=self.group)
+        return int(flags[0]) or None, bool(flags[1])
+
+    def _end_epoch(self, epoch: int, epoch_loss: torch.Tensor, epoch_steps: int) -> bool:
+        """Checkpoint, export and log at an epoch's end; whether early stopping ends the run."""
+        plan, progress = self.plan, self.progress
+        self.source.end_epoch()
+        progress.epoch += 1
+        progress.step_in_epoch = 0
+        reason = self.callbacks.early_stop(self._mean(epoch_loss, epoch_steps))
+        if reason is not None:
+            progress.epoch = plan.epochs  # the run is complete, as far as resume knows
+        if self.checkpointer.due_after_epoch(progress.epoch):
+            self.save()
+        # (The last epoch's export is the final one, written once the run is done.)
+        last = progress.epoch >= plan.epochs
+        if self.fabric.is_global_zero and not last and self.callbacks.export_due(progress.epoch):
+            export_model(self.wrapper, self.run_dir.exported_last)
+        logger.info("Epoch %d/%d done, step %d.", epoch + 1, plan.epochs, progress.step)
+        if reason is not None:
+            logger.info("Early stopping after epoch %d: %s.", epoch + 1, reason)
+        return reason is not None
+
+    def _mean(self, total: torch.Tensor, count: int) -> float:
+        """The mean step loss of the epoch over all processes (a host sync, once an epoch)."""
+        if count == 0:
+            return math.nan
+        mean = total / count
+        if self.fabric.world_size > 1:
+            mean = self.fabric.all_reduce(mean, reduce_op="mean")
+        return float(mean)
+
+    # -- checkpoints ---------------------------------------------------------------------
+
+    def save(self) -> None:
+        """Write a checkpoint (all processes take part; process 0 writes)."""
+        fabric, progress, run = self.fabric, self.progress, self.run_dir
+        self._check_finite()
+        progress.skipped_images += _gather_skipped(fabric, self.source.take_skipped())
+        state = self.state.state_dict(weights_only=self.checkpointer.args.save_weights_only)
+        if state is not None:
+            self.checkpointer.write(state)
+            run.write_state("running", step=progress.step, max_steps=progress.max_steps)
+            if self.checkpointer.last_step is None:
+                run.discard_previous()  # the new run has proven itself: drop the old one
+        self.checkpointer.done(progress.step)
+
+    def _check_finite(self) -> None:
+        """Stop if any process saw a non-finite loss (a host sync: called on log steps and
+        before every checkpoint, so a checkpoint never holds weights trained on a NaN)."""
+        first = self.bad_step.clone()
+        if self.fabric.world_size > 1:
+            torch.distributed.all_reduce(first, op=torch.distributed.ReduceOp.MIN)
+        if int(first) == _NO_BAD_STEP:
+            return
+        last, checkpoint = self.checkpointer.last_step, self.run_dir.last_checkpoint
+        if last is not None:
+            where = (
+                f"The last checkpoint, {checkpoint} (step {last}), holds the last good "
+                f"weights: start a new run from them with checkpoint='{checkpoint}' and a new "
+                "out folder."
+            )
+        else:
+            where = "No checkpoint was written before it."
+        raise LossNotFiniteError(
+            f"The loss became NaN or infinite at step {int(first) + 1} of "
+            f"{self.progress.max_steps}; training stopped. {where} Try a lower learning rate "
+            "(optim_args.lr), precision='32-true' instead of mixed precision, or gradient "
+            "clipping (optim_args.gradient_clip_norm=1.0)."
+        )
+
+    # -- the end -------------------------------------------------------------------------
+
+    def finish(self) -> None:
+        """Export the model and record the end of the run (process 0)."""
+        if not self.fabric.is_global_zero:
+            return
+        plan, run, progress = self.plan, self.run_dir, self.progress
+        export_model(self.wrapper, run.exported_last)
+        if self.loggers is not None and self.loggers.jsonl is not None:
+            self.loggers.jsonl.write(
+                {
+                    "event": "end",
+                    "step": progress.step,
+                    "epochs": plan.epochs,
+                    "train_time_s": progress.train_time_s,
+                    "images_per_s": progress.images / max(progress.train_time_s, 1e-9),
+                    "skipped_images": progress.skipped_images,
+                }
+            )
+        run.write_state("finished", step=progress.step, max_steps=progress.max_steps)
+        if progress.skipped_images:
+            logger.warning(
+                "Skipped %d unreadable image(s); their names are listed above.",
+                progress.skipped_images,
+            )
+        logger.info("Done in %.1f s. Exported model: %s", progress.train_time_s, run.exported_last)
+
+    def close(self) -> None:
+        """Stop the data's worker processes (also after an error: see ImageSource.close)."""
+        source: ImageSource | None = getattr(self, "source", None)
+        if source is not None:
+            source.close()
+
+    def _log_start(self) -> None:
+        config, plan = self.config, self.plan
+        accumulated = (
+            f" in {config.gradient_accumulation_steps} accumulated batches of {config.batch_size}"
+            if config.gradient_accumulation_steps > 1
+            else ""
+        )
+        logger.info(
+            "Pretraining %s with %s on %d images for %d epochs (%d steps of %d images%s), "
+            "%s x%d, precision %s, %d data workers, optimizer %s lr %.3g (base %.3g per 256 "
+            "images), memory format %s.",
+            type(self.wrapper).__name__,
+            plan.method_cls.name,
+            plan.num_images,
+            plan.epochs,
+            plan.max_steps,
+            config.batch_size * config.gradient_accumulation_steps,
+            accumulated,
+            plan.accelerator,
+            self.fabric.world_size,
+            plan.precision,
+            plan.num_workers,
+            plan.optimizer,
+            plan.lr,
+            plan.base_lr,
+            str(plan.memory_format).removeprefix("torch."),
+        )
+
+    def _interrupt_message(self, signum: int) -> str:
+        progress, run = self.progress, self.run_dir
+        return (
+            f"Stopped by {signal_name(signum)} at step {progress.step} of {progress.max_steps}; "
+            f"checkpoint saved to {run.last_checkpoint}. Resume with the same options and "
+            f"resume_interrupted=True (CLI: resume_interrupted=true)."
+        )
+
+
+def export_model(wrapper: torch.nn.Module, path: Any) -> None:
+    """Write the ``state_dict`` of ``wrapper.get_model()`` (on the CPU) to ``path``."""
+    state = wrapper.get_model().state_dict()  # type: ignore[operator]
+    atomic_torch_save({k: v.detach().cpu() for k, v in state.items()}, path)
+
+
+def _gather_skipped(fabric: Any, skipped: list[tuple[str, str]]) -> int:
+    """Number of images skipped by all processes since the last call. Process 0 logs the
+    names the other processes skipped (it logged its own as they came)."""
+    if fabric.world_size == 1:
+        return len(skipped)
+    gathered: list[Any] = [None] * fabric.world_size
+    torch.distributed.all_gather_object(gathered, skipped)
+    if fabric.is_global_zero:
+        for rank, names in enumerate(gathered):
+            if rank > 0:
+                log_skipped(names, rank)
+    return sum(len(names) for names in gathered)
+
+
+def _model_prefix(method: torch.nn.Module, wrapper: torch.nn.Module) -> str | None:
+    """Where ``wrapper.get_model()`` sits in the method's ``state_dict`` (e.g.
+    ``"model.wrapper._model."``), so an export can be cut from a checkpoint alone."""
+    method = method.module if hasattr(method, "module") else method  # type: ignore[assignment]
+    target = wrapper.get_model()  # type: ignore[operator]
+    for name, module in method.named_modules():
+        if module is target:
+            return f"{name}." if name else ""
+    return None
+
+
+def _reseed(fabric: Any, seed: int) -> None:
+    """Seed every RNG again, without a second "Seed set to" line in the log (the
+    ``verbose`` argument is newer than lightning-fabric 2.2)."""
+    try:
+        fabric.seed_everything(seed, workers=True, verbose=False)
+    except TypeError:
+        fabric.seed_everything(seed, workers=True)
+
+
+def _truncate_metrics(path: Path, step: int) -> None:
+    """Drop the metrics of steps after the checkpoint: the resumed run logs them again."""
+    if not path.is_file():
+        return
+    kept = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue  # a line cut by a crash
+        if isinstance(record, dict) and "event" not in record and record.get("step", 0) <= step:
+            kept.append(line + "\n")
+    atomic_write_text(path, "".join(kept))
