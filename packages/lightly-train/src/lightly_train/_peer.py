@@ -288,7 +288,7 @@ def translate(options: dict[str, Any]) -> dict[str, Any]:
         ConfigError: A peer name with a value that cannot be honoured, naming the fix.
         ConfigTypeError: A peer name with a value of the wrong type.
     """
-    result = _copy_dicts(options)
+    result: dict[str, Any] = _copy_dicts(options)
     for peer in PEER_NAMES:
         *path, last = peer.key.split(".")
         group: Any = result
