@@ -70,13 +70,21 @@ def test_training_page_has_a_row_per_option() -> None:
     assert not rows - fields, f"docs/training.md has rows of no TrainConfig field: {rows - fields}"
 
 
-def test_train_forwards_options_to_trainconfig(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_train_forwards_options_to_trainconfig(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     """The facade hands its options to TrainConfig generically (no per-option code)."""
     from lightly_train import _train
 
     seen: list[TrainConfig] = []
     monkeypatch.setattr(_train, "_train", seen.append)
-    values: dict[str, Any] = {"epochs": 3, "batch_size": 4, "seed": 7, "compile": True, "decode": "cpu"}
+    values: dict[str, Any] = {
+        "epochs": 3,
+        "batch_size": 4,
+        "seed": 7,
+        "compile": True,
+        "decode": "cpu",
+    }
     lightly_train.train(out=tmp_path / "o", data=tmp_path, model="torchvision/resnet18", **values)
     (config,) = seen
     assert {k: getattr(config, k) for k in values} == values
