@@ -86,14 +86,10 @@ def test_docs_exist() -> None:
     assert os.path.getsize(DOCS / "custom_models.md") > 1000
 
 
-def test_training_page_lists_every_option_and_optimizer() -> None:
-    import dataclasses
-
-    from lt_train import OPTIMIZERS, TrainConfig
+def test_training_page_lists_every_optimizer() -> None:
+    """(Its Options table is checked against TrainConfig in packages/lightly-train/tests.)"""
+    from lt_train import OPTIMIZERS
 
     text = (DOCS / "training.md").read_text()
-    options = text.split("\n## Options\n")[1].split("\n## ")[0]
-    rows = set(re.findall(r"^\| `(\w+)` \|", options, re.MULTILINE))
-    assert rows == {f.name for f in dataclasses.fields(TrainConfig)}
     for name in OPTIMIZERS:
         assert f"`{name}`" in text, name

@@ -158,3 +158,14 @@ def test_make_shards_command(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert "make-shards needs out=..." in capsys.readouterr().err
     assert main(["make-shards", f"data={data}", f"out={out}2", "max_cout=2"]) == 2
     assert "max_cout" in capsys.readouterr().err
+
+
+def test_usage_names_every_embed_format() -> None:
+    import typing
+
+    from lightly_train._cli import USAGE
+    from lightly_train._embed import embed
+
+    line = next(line for line in USAGE.splitlines() if "lightly-train embed" in line)
+    formats = typing.get_args(typing.get_type_hints(embed)["format"])
+    assert f"format={'|'.join(formats)}" in line

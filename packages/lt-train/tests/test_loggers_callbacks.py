@@ -150,14 +150,10 @@ def test_import_path_model_with_model_args(
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"trainer_args": {"max_epochs": 3}}, "Lightning's Trainer"),
         ({"loader_args": {"shuffle": False}}, "loader_args cannot set shuffle"),
-        ({"activation_checkpoint_args": {"enabled": True}}, "not supported yet"),
         ({"callbacks": {"model_checkpoint": None}}, "cannot be None"),
-        ({"callbacks": {"model_checkpoint": {"monitor": "val_loss"}}}, "monitor is not supported"),
         ({"callbacks": {"early_stoping": {}}}, "Did you mean 'early_stopping'"),
         ({"loggers": {"tensorbord": None}}, "Did you mean 'tensorboard'"),
-        ({"resume": False, "resume_interrupted": True}, "contradict"),
         ({"strategy": "dp"}, "Unknown strategy"),
     ],
 )

@@ -42,7 +42,7 @@ USAGE = """\
 Usage:
   lightly-train train out=OUT data=DATA model=MODEL [key=value ...]   (or: pretrain)
   lightly-train export out=FILE checkpoint=CKPT [part=model format=torch_state_dict]
-  lightly-train embed out=FILE data=DATA checkpoint=CKPT [format=torch|csv|lightly_csv]
+  lightly-train embed out=FILE data=DATA checkpoint=CKPT [format=torch|csv|lightly_csv|parquet]
   lightly-train make-shards data=DATA out=OUT [max_count=10000 max_size=3e9]
                                 pack an image folder into WebDataset tar shards
   lightly-train help            show this help and every train option

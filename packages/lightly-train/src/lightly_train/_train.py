@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from torch import nn
 
+from lightly_train._peer import TOP_LEVEL, translate
 from lt_core import ConfigError, closest_match_hint, from_dict
 from lt_train import TrainConfig
 from lt_train import train as _train
@@ -41,7 +42,6 @@ def train(
     transform_args: dict[str, Any] | None = None,
     loader_args: dict[str, Any] | None = None,
     model_args: dict[str, Any] | None = None,
-    trainer_args: dict[str, Any] | None = None,
     loggers: dict[str, Any] | list[str] | None = None,
     callbacks: dict[str, Any] | None = None,
     log_every_n_steps: int = 10,
@@ -58,8 +58,9 @@ def train(
     checkpoint_every_n_steps: int | None = None,
     checkpoint_keep: int | None = None,
     resume_interrupted: bool = False,
-    resume: bool | None = None,
     checkpoint: PathLike | None = None,
+    resume: bool | None = None,
+    trainer_args: dict[str, Any] | None = None,
     activation_checkpoint_args: dict[str, Any] | None = None,
     **unknown: Any,
 ) -> Path:
@@ -104,8 +105,9 @@ def train(
         seed: Random seed of initialization (named models too), data order and
             augmentations.
         optim: ``"auto"`` (the method's default), ``"sgd"``, ``"adamw"`` or ``"lars"``.
-        optim_args: Optimizer options: ``lr`` (per 256 images, scaled linearly to
-            ``batch_size``), ``weight_decay``, ``momentum``, ``betas``, ``warmup_epochs``,
+        optim_args: Optimizer options: ``lr`` (per ``method_args.reference_batch_size``
+            images, 256 by default, scaled to the effective batch by
+            ``method_args.lr_scale_method``, linearly by default), ``weight_decay``, ``momentum``, ``betas``, ``warmup_epochs``,
             ``min_lr_ratio``, ``gradient_clip_norm``.
         transform_args: Options of the method's views, e.g. ``{"image_size": [32, 32]}``.
         loader_args: Extra ``torch.utils.data.DataLoader`` options (``pin_memory``,
@@ -114,9 +116,6 @@ def train(
         model_args: Constructor arguments of a named model (``model="torchvision/resnet50"``
             -> ``torchvision.models.get_model(name, **model_args)``; an import path
             ``"my_package.module:MyWrapper"`` -> ``MyWrapper(**model_args)``).
-        trainer_args: Lightning Trainer options of lightly-train 0.18.0; not supported here
-            (this trainer runs on lightning-fabric): a non-empty dict is an error that names
-            the top-level options to use instead.
         loggers: A dict of logger name to its options, ``None`` turning one off:
             ``"jsonl"`` (metrics.jsonl) and ``"tensorboard"`` are on by default,
             ``"mlflow"`` and ``"wandb"`` when given (``{"wandb": {"project": "x"}}``; they
@@ -173,11 +172,18 @@ def train(
             as ``checkpoints/epoch=<epoch>-step=<step>.ckpt``.
         resume_interrupted: Continue the interrupted run in ``out`` from its last checkpoint,
             exactly where it stopped. The options must be those of the interrupted run.
-        resume: The former name of ``resume_interrupted``.
         checkpoint: Start a new run from the weights of a checkpoint (``*.ckpt``) or of an
             exported model (``exported_last.pt``); optimizer and schedule start anew.
-        activation_checkpoint_args: ``{"enabled": False}`` only; activation checkpointing is
-            not supported yet (an error says so).
+        resume: lightly-train 0.18.0's name of ``resume_interrupted``.
+        trainer_args: Lightning Trainer options of lightly-train 0.18.0; not supported here
+            (this trainer runs on lightning-fabric): a non-empty dict is an error that names
+            the top-level options to use instead.
+        activation_checkpoint_args: ``{"enabled": False}`` only (lightly-train 0.18.0's
+            option); activation checkpointing is not supported yet (an error says so).
+
+    The options of lightly-train 0.18.0 that have no counterpart here (the last three
+    above, and some keys of ``loggers`` and ``callbacks``) are translated or rejected by
+    ``lightly_train._peer``; docs/migrating.md lists them.
 
     Returns:
         The out folder.
@@ -198,11 +204,12 @@ def train(
         values["data"] = os.fspath(data)
     for name in ("method_args", "optim_args", "transform_args"):  # None means the defaults
         values[name] = values[name] or {}
-    return _train(from_dict(TrainConfig, values, ""))
+    return _train(from_dict(TrainConfig, translate(values), ""))
 
 
-#: The options of ``train``: the fields of ``TrainConfig``, in its order.
-_OPTIONS = tuple(f.name for f in dataclasses.fields(TrainConfig))
+#: The options of ``train``: the fields of ``TrainConfig``, in its order, then the peer's
+#: top-level names that ``_peer.translate`` turns into them.
+_OPTIONS = (*(f.name for f in dataclasses.fields(TrainConfig)), *TOP_LEVEL)
 
 
 def pretrain(**options: Any) -> Path:

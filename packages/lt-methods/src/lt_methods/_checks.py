@@ -10,7 +10,6 @@ from __future__ import annotations
 from lt_core import ConfigError
 
 __all__ = [
-    "check_crop_scale",
     "check_int",
     "check_lr_scaling",
     "check_positive",
@@ -20,9 +19,6 @@ __all__ = [
     "not_supported",
     "scale_size",
 ]
-
-#: The batch size the methods' default learning rates are given for; the trainer scales
-#: them linearly to the global batch (``lt_train._optim.scaled_lr``).
 
 
 def check_prob(name: str, value: float) -> None:
@@ -59,15 +55,6 @@ def check_size(name: str, size: tuple[int, int]) -> None:
         raise ConfigError(f"{name} must be (height, width) with ints >= 1, got {size!r}.")
 
 
-def check_crop_scale(name: str, scale: tuple[float, float]) -> None:
-    """``scale`` must be ``(min, max)`` with ``0 < min <= max <= 1``."""
-    if len(scale) != 2 or not 0.0 < scale[0] <= scale[1] <= 1.0:
-        raise ConfigError(
-            f"{name} must be (min, max) with 0 < min <= max <= 1 (fractions of the image "
-            f"area), got {scale!r}."
-        )
-
-
 def not_supported(name: str, value: object, reason: str) -> ConfigError:
     """The error for an option we accept by name (LightlyTrain's) but cannot honor yet."""
     return ConfigError(f"{name}={value!r} is not supported yet: {reason}")
@@ -77,7 +64,7 @@ def check_lr_scaling(lr_scale_method: str, reference_batch_size: int) -> None:
     """``lr_scale_method`` is ``"linear"`` or ``"sqrt"``; ``reference_batch_size`` >= 1.
 
     The trainer scales ``optim_args.lr`` (given for ``reference_batch_size`` images) to
-    the effective batch with this rule.
+    the effective batch with this rule (``lt_train._optim.scaled_lr``).
     """
     check_int("method_args.reference_batch_size", reference_batch_size, 1)
     if lr_scale_method not in ("linear", "sqrt"):

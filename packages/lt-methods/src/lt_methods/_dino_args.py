@@ -117,10 +117,12 @@ class DINOArgs:
             (``optim_args.warmup_epochs``, by default 10 epochs but at most 10% of the run).
         warmup_max_steps_fraction: Longest learning-rate warm-up as a fraction of the run;
             only 0.1 (the trainer's cap) is supported.
-        lr_scale_method: How the learning rate follows the batch size; only ``"linear"``
-            (the trainer's rule) is supported yet.
-        reference_batch_size: Batch size the base learning rate is given for; only 256
-            is supported yet.
+        lr_scale_method: How the trainer scales the base learning rate (``optim_args.lr``
+            or the method's default) to the effective batch (``batch_size *
+            gradient_accumulation_steps``): ``"linear"`` (``lr * batch /
+            reference_batch_size``) or ``"sqrt"`` (``lr * sqrt(batch /
+            reference_batch_size)``).
+        reference_batch_size: Batch size the base learning rate is given for.
     """
 
     hidden_dim: int = 2048

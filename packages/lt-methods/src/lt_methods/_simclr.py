@@ -32,10 +32,12 @@ class SimCLRArgs:
         batch_norm: Batch norm after each linear layer of the head (as in SimCLR v2).
         temperature: Softmax temperature of the NT-Xent loss; 0.1 is the paper's best value
             for its large-batch setting and works well for batches of 64 and more.
-        lr_scale_method: How the learning rate follows the batch size; only ``"linear"``
-            (the trainer's rule) is supported yet.
-        reference_batch_size: Batch size the base learning rate is given for; only 256
-            is supported yet.
+        lr_scale_method: How the trainer scales the base learning rate (``optim_args.lr``
+            or the method's default) to the effective batch (``batch_size *
+            gradient_accumulation_steps``): ``"linear"`` (``lr * batch /
+            reference_batch_size``) or ``"sqrt"`` (``lr * sqrt(batch /
+            reference_batch_size)``).
+        reference_batch_size: Batch size the base learning rate is given for.
     """
 
     hidden_dim: int = 2048

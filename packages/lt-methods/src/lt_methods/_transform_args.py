@@ -35,8 +35,6 @@ __all__ = [
     "SolarizeArgs",
 ]
 
-#: ``gaussian_blur.sigmas`` are pixels of a view cut from a 224-pixel image.
-_REFERENCE_SIZE = 224
 #: The only solarization threshold the view pipeline applies.
 _SOLARIZE_THRESHOLD = 0.5
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 from lt_core import ConfigError, closest_match_hint
@@ -37,9 +36,10 @@ class OptimArgs:
     """Optimizer and schedule options (``optim_args``).
 
     Attributes:
-        lr: Learning rate for a global batch size of 256; the trainer scales it linearly to
-            the actual batch size (``lr * batch_size / 256``). ``None`` takes the method's
-            default.
+        lr: Learning rate for ``method_args.reference_batch_size`` images (256 by
+            default); the trainer scales it to the effective batch (``batch_size *
+            gradient_accumulation_steps``) by ``method_args.lr_scale_method`` (linearly by
+            default). ``None`` takes the method's default.
         weight_decay: Weight decay of weights (biases and norm parameters get none).
             ``None`` takes the method's default.
         momentum: Momentum of SGD and LARS.
@@ -108,7 +108,6 @@ class TrainConfig:
     transform_args: dict[str, Any] = field(default_factory=dict)
     loader_args: dict[str, Any] | None = None
     model_args: dict[str, Any] | None = None
-    trainer_args: dict[str, Any] | None = None
     loggers: LoggerArgs | list[str] | None = None
     callbacks: CallbackArgs | None = None
     log_every_n_steps: int = 10
@@ -125,9 +124,7 @@ class TrainConfig:
     checkpoint_every_n_steps: int | None = None
     checkpoint_keep: int | None = None
     resume_interrupted: bool = False
-    resume: bool | None = None
     checkpoint: str | None = None
-    activation_checkpoint_args: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.out, os.PathLike):
@@ -146,7 +143,7 @@ class TrainConfig:
             if value < 1:
                 raise ConfigError(f"{name} must be >= 1, got {value}.")
         self._resolve_aliases()
-        self._check_unsupported()
+        self._check_loader_args()
         if isinstance(self.num_workers, int) and self.num_workers < 0:
             raise ConfigError(f"num_workers must be >= 0 or 'auto', got {self.num_workers}.")
         if isinstance(self.devices, int) and self.devices < 1:
@@ -195,15 +192,8 @@ class TrainConfig:
             )
 
     def _resolve_aliases(self) -> None:
-        """Bring the accepted spellings of an option to one form."""
-        if self.resume is not None:
-            if self.resume_interrupted and not self.resume:
-                raise ConfigError(
-                    "resume=False and resume_interrupted=True contradict each other; resume is "
-                    "the old name of resume_interrupted. Pass resume_interrupted only."
-                )
-            self.resume_interrupted = self.resume_interrupted or self.resume
-            self.resume = None
+        """Bring the accepted spellings of an option to one form (the peer's names are
+        translated before, by ``lightly_train._peer``)."""
         if self.loggers is None:
             self.loggers = LoggerArgs()
         elif isinstance(self.loggers, list):
@@ -223,20 +213,7 @@ class TrainConfig:
             setattr(mc, field_name, value)
             setattr(self, name, None)
 
-    def _check_unsupported(self) -> None:
-        if self.trainer_args:
-            raise ConfigError(
-                f"trainer_args ({', '.join(self.trainer_args)}) are options of Lightning's "
-                "Trainer, which this trainer does not use (it runs on lightning-fabric). Fix: "
-                "use the top-level options: precision, devices, num_nodes, strategy, "
-                "gradient_accumulation_steps, optim_args.gradient_clip_norm, callbacks."
-            )
-        if self.activation_checkpoint_args and self.activation_checkpoint_args.get("enabled"):
-            raise ConfigError(
-                "activation_checkpoint_args.enabled=True is not supported yet (lightly-train "
-                "0.18.0 offers it for ViT backbones only). Fix: leave it off, or lower "
-                "batch_size and raise gradient_accumulation_steps to save memory."
-            )
+    def _check_loader_args(self) -> None:
         if self.loader_args:
             blocked = sorted(set(self.loader_args) & _LOADER_OWNED)
             if blocked:
@@ -246,7 +223,3 @@ class TrainConfig:
                     "batch_size (global) and num_workers are top-level options). Fix: drop "
                     "these keys."
                 )
-
-    @property
-    def out_path(self) -> Path:
-        return Path(self.out)

@@ -1,5 +1,7 @@
 """The ``loggers`` and ``callbacks`` options: dicts of name -> options (or ``None`` to turn
-one off), with lightly-train 0.18.0's names and meanings."""
+one off), with lightly-train 0.18.0's names and meanings. Its names that would do nothing
+here (``model_checkpoint.mode``, ``tensorboard.log_graph``...) are not fields: the facade
+(``lightly_train._peer``) drops or rejects them before these dataclasses are built."""
 
 from __future__ import annotations
 
@@ -40,10 +42,15 @@ class TensorBoardLoggerArgs:
 
     name: str = "tensorboard"
     version: str = ""
-    log_graph: bool = False
     default_hp_metric: bool = True
     prefix: str = ""
     sub_dir: str | None = None
+
+    @property
+    def log_graph(self) -> bool:
+        """Always False: the model graph is not logged (``lightly_train._peer`` rejects
+        the peer's ``log_graph=True``). Only ``_loggers.check_logger_packages`` reads it."""
+        return False
 
 
 @dataclass(kw_only=True)
@@ -112,11 +119,9 @@ class ModelCheckpointArgs:
         train_time_interval: Also write one when this much time (a ``timedelta`` or
             seconds) passed since the last.
         save_top_k: How many checkpoints to keep, the newest; ``-1`` keeps all.
-        save_last: Must be True: ``last.ckpt`` is what ``resume_interrupted`` reads.
         save_weights_only: Leave out the optimizer and training state (smaller files that
             cannot be resumed, only used with ``checkpoint=``).
         verbose: Log every checkpoint written.
-        monitor: Must be None: checkpoints are kept by recency, not by a metric.
     """
 
     dirpath: str | None = None
@@ -125,26 +130,10 @@ class ModelCheckpointArgs:
     every_n_epochs: int | None = 1
     train_time_interval: Any = None
     save_top_k: int = 1
-    save_last: bool = True
     save_weights_only: bool = False
     verbose: bool = False
-    monitor: str | None = None
-    mode: str = "min"
-    auto_insert_metric_name: bool = True
-    save_on_train_epoch_end: bool | None = None
-    enable_version_counter: bool = False
 
     def __post_init__(self) -> None:
-        if not self.save_last:
-            raise ConfigError(
-                "callbacks.model_checkpoint.save_last must be True: checkpoints/last.ckpt is "
-                "what resume_interrupted continues from."
-            )
-        if self.monitor is not None:
-            raise ConfigError(
-                "callbacks.model_checkpoint.monitor is not supported: checkpoints are kept by "
-                "recency (save_top_k newest). Fix: leave monitor unset."
-            )
         for name in ("every_n_train_steps", "every_n_epochs"):
             value = getattr(self, name)
             if value is not None and value < 1:
@@ -166,18 +155,13 @@ class ModelCheckpointArgs:
 
 @dataclass(kw_only=True)
 class EarlyStoppingArgs:
-    """Stop when the epoch's mean loss has not improved for ``patience`` epochs; with
-    ``check_finite`` stop at once on a NaN or infinite loss."""
+    """Stop when the epoch's mean training loss has not improved for ``patience`` epochs;
+    with ``check_finite`` stop at once on a NaN or infinite loss."""
 
-    monitor: str = "train_loss"
     patience: int = 10**12
     check_finite: bool = True
 
     def __post_init__(self) -> None:
-        if self.monitor not in ("train_loss", "loss"):
-            raise ConfigError(
-                f"callbacks.early_stopping.monitor must be 'train_loss', got {self.monitor!r}."
-            )
         if self.patience < 1:
             raise ConfigError("callbacks.early_stopping.patience must be >= 1.")
 
