@@ -59,9 +59,6 @@ _FREE_OPTIONS = frozenset(
         "checkpoint_keep",
         "callbacks",
         "loader_args",
-        "trainer_args",
-        "resume",
-        "activation_checkpoint_args",
         "data",  # compared by content (the image list), so a moved folder still resumes
     }
 )

@@ -9,7 +9,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Protocol
 
-from lt_core import ConfigError
 from lt_train._run_args import (
     JsonlLoggerArgs,
     LoggerArgs,
@@ -33,12 +32,6 @@ def check_logger_packages(args: LoggerArgs) -> None:
                 f"loggers.{name} needs the {module} package, which is not installed. Fix: "
                 f'pip install "lightly-train[{extra}]"'
             )
-    tb = args.tensorboard
-    if tb is not None and tb.log_graph:
-        raise ConfigError(
-            "loggers.tensorboard.log_graph=True is not supported: the model graph is not "
-            "logged. Fix: leave log_graph False."
-        )
 
 
 class _Writer(Protocol):

@@ -46,12 +46,6 @@ class TensorBoardLoggerArgs:
     prefix: str = ""
     sub_dir: str | None = None
 
-    @property
-    def log_graph(self) -> bool:
-        """Always False: the model graph is not logged (``lightly_train._peer`` rejects
-        the peer's ``log_graph=True``). Only ``_loggers.check_logger_packages`` reads it."""
-        return False
-
 
 @dataclass(kw_only=True)
 class MLFlowLoggerArgs:
