@@ -55,8 +55,9 @@ def build_view_transform(recipe: Sequence[ViewConfig]) -> ViewTransform:
     ``cfg.augment`` (e.g. a ``kornia.augmentation`` pipeline) is called once per call with
     all views of its group, a float32 ``(cfg.num_views * B, 3, *cfg.size)`` batch in ``[0,
     1]`` (view-major), and must return a float32 tensor of that shape on that device. An
-    ``nn.Module`` pipeline becomes a submodule, so ``.to(device)`` moves its tensors. Groups
-    without one run exactly the same ops (and draw the same random numbers) as before.
+    ``nn.Module`` pipeline becomes a submodule, so ``.to(device)`` moves its tensors. A
+    recipe without any runs exactly the ops (and draws the random numbers) it ran before
+    ``augment`` existed; a pipeline's draws come after those of its group's built-in ops.
 
     The blur kernel is about 10% of the view size (odd, at least 3) and the sigma range is
     ``cfg.blur_sigma`` scaled by ``max(cfg.size) / 224``. Outer taps that weigh less than
