@@ -1,11 +1,24 @@
 from __future__ import annotations
 
+import functools
+import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
 import pytest
+import torch
+from torch import Tensor, nn
 
-from lt_core import ColorJitter, ConfigError, ConfigTypeError, ViewConfig, from_dict, to_dict
+from lt_core import (
+    ColorJitter,
+    ConfigError,
+    ConfigTypeError,
+    ViewConfig,
+    describe_callable,
+    from_dict,
+    to_dict,
+)
 
 
 @dataclass(kw_only=True)
@@ -82,6 +95,47 @@ def test_view_config_validates() -> None:
         ViewConfig(size=(32, 32), crop_scale=(0.5, 0.2))
     with pytest.raises(ConfigError, match="blur_prob must be in"):
         ViewConfig(size=(32, 32), blur_prob=2.0)
+    assert ViewConfig(size=(32, 32), augment=torch.flipud).augment is torch.flipud
+    with pytest.raises(ConfigTypeError, match=r"ViewConfig.augment must be a callable.*Fix: pass"):
+        ViewConfig(size=(32, 32), augment="RandomRotation(30)")  # type: ignore[arg-type]
+
+
+@dataclass(kw_only=True)
+class WithCallable:
+    augment: Callable[[Tensor], Tensor] | None = None
+    size: int = 1
+
+
+def double(x: Tensor) -> Tensor:
+    return 2 * x
+
+
+def test_callable_options_from_python_and_in_records() -> None:
+    module = nn.Sequential(nn.Identity(), nn.Hardtanh(0.0, 1.0))
+    assert from_dict(WithCallable, {"augment": module}, "t").augment is module
+    # What config.json and the resume fingerprint hold: readable strings that two runs
+    # with the same pipeline share (no memory addresses).
+    record = to_dict({"a": WithCallable(augment=module), "f": double, "t": (1, 2)})
+    assert record == {
+        "a": {"augment": repr(module), "size": 1},
+        "f": f"{__name__}.double",
+        "t": [1, 2],
+    }
+    assert "Hardtanh(min_val=0.0, max_val=1.0)" in json.dumps(record)
+    partial = functools.partial(double)
+    assert "0x" not in describe_callable(partial) and "double" in describe_callable(partial)
+    assert describe_callable(nn.Sequential(nn.Identity())) == describe_callable(
+        nn.Sequential(nn.Identity())
+    )
+
+
+@pytest.mark.parametrize("value", ["kornia.augmentation.RandomRotation(30)", 3])
+def test_callable_option_from_the_command_line_names_the_fix(value: object) -> None:
+    with pytest.raises(
+        ConfigTypeError,
+        match=r"t.augment must be a callable .* Fix: pass the object itself from Python",
+    ):
+        from_dict(WithCallable, {"augment": value}, "t")
 
 
 @pytest.mark.parametrize(

@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
 import torch
 import torchvision.transforms.v2.functional as TF
+from torch import nn
 
 from lt_core import ColorJitter, ConfigError, ConfigTypeError, DataError, ViewConfig
 from lt_data import build_view_transform
@@ -212,3 +214,101 @@ def test_module_holds_no_state_and_moves() -> None:
     transform = build_view_transform(RECIPE).to(torch.device("cpu"))
     assert transform.state_dict() == {}
     assert len(transform(images(2))) == 8
+
+
+class Recorder(nn.Module):
+    """A user augmentation that records the batches it gets and maps ``x`` to ``1 - x``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.shapes: list[tuple[int, ...]] = []
+        self.ranges: list[tuple[float, float]] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.shapes.append(tuple(x.shape))
+        self.ranges.append((x.min().item(), x.max().item()))
+        return 1 - x
+
+
+def test_augment_runs_on_its_groups_rows_after_the_ops_before_normalization() -> None:
+    recorder = Recorder()
+    mean = (0.5, 0.25, 0.0)
+    recipe = [
+        ViewConfig(**{**PLAIN, "num_views": 2, "solarize_prob": 1.0, "augment": recorder}),
+        ViewConfig(**PLAIN),  # the same size: one plan with the group above
+        ViewConfig(**{**PLAIN, "size": (16, 16), "mean": mean, "augment": recorder}),
+    ]
+    transform = build_view_transform(recipe)
+    assert len(transform.plans) == 2 and list(transform.augments) == [recorder]
+    x = images(b=4)
+    views = transform(x)
+    f = x.float() / 255
+    # Once per group and call, on all views of the group, in [0, 1] (not normalized).
+    assert recorder.shapes == [(8, 3, 32, 32), (4, 3, 16, 16)]
+    assert all(0 <= lo and hi <= 1 for lo, hi in recorder.ranges)
+    solarized = torch.where(f >= 0.5, 1 - f, f)
+    assert_close(views[0], 1 - solarized) and assert_close(views[1], 1 - solarized)
+    assert_close(views[2], f)  # the group without an augment
+    small = torch.nn.functional.interpolate(f, size=(16, 16), mode="bilinear")
+    expected = (1 - small) - torch.tensor(mean).view(1, 3, 1, 1)
+    assert_close(views[3], expected, atol=1e-3)  # (our resize is not interpolate's exactly)
+
+
+@pytest.mark.parametrize("cpu_kernels", [True, False], ids=["cpu", "accelerator"])
+def test_augment_leaves_the_other_groups_views_and_random_numbers_as_they_were(
+    cpu_kernels: bool,
+) -> None:
+    import kornia.augmentation as K
+
+    plain = build_view_transform(RECIPE)
+    flip = K.RandomVerticalFlip(p=1.0)  # draws no random numbers at p=1
+    augmented = build_view_transform([dataclasses.replace(RECIPE[0], augment=flip), RECIPE[1]])
+    plain._cpu_kernels = augmented._cpu_kernels = cpu_kernels
+    x = images()
+    torch.manual_seed(5)
+    expected = plain(x)
+    after_plain = torch.rand(3)
+    torch.manual_seed(5)
+    got = augmented(x)
+    assert torch.equal(torch.rand(3), after_plain)  # the same random numbers drawn
+    assert all(torch.equal(a, b) for a, b in zip(got[2:], expected[2:]))  # bit-identical
+    for a, b in zip(got[:2], expected[:2]):  # flipped before the (per-channel) normalization
+        assert_close(a, b.flip(-2), atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("augment", "message"),
+    [
+        (lambda x: x[..., :16], r"shape \(16, 3, 32, 16\) on cpu for a torch.float32 batch"),
+        (lambda x: x.double(), "returned a torch.float64 tensor"),
+        (lambda x: (x, None), "returned a tuple"),
+    ],
+    ids=["shape", "dtype", "tuple"],
+)
+def test_augment_with_a_wrong_output_names_the_group_and_the_fix(
+    augment: Any, message: str
+) -> None:
+    transform = build_view_transform([RECIPE[1], dataclasses.replace(RECIPE[0], augment=augment)])
+    with pytest.raises(ConfigError, match=rf"augment of view group 1 .*{message}.*Fix: keep"):
+        transform(images())
+
+
+def test_augment_module_moves_with_the_transform_and_may_work_in_place() -> None:
+    identity = nn.Conv2d(3, 3, 1, bias=False)  # a module with a weight
+    nn.init.eye_(identity.weight.data.view(3, 3))
+    recipe = [
+        ViewConfig(**{**PLAIN, "augment": identity}),
+        ViewConfig(**{**PLAIN, "augment": lambda x: x.transpose(-1, -2)}),  # a view of x
+        ViewConfig(**{**PLAIN, "augment": lambda x: x.clamp_(0.0, 0.5)}),  # x itself
+    ]
+    transform = build_view_transform(recipe).to(torch.device("cpu"), torch.float64)
+    assert identity.weight.dtype == torch.float64
+    assert list(transform.state_dict()) == ["augments.0.weight"]
+    transform.to(torch.float32)
+    x = images(2)
+    f = x.float() / 255
+    with torch.no_grad():
+        a, b, c = transform(x)
+    assert_close(a, f)
+    assert_close(b, f.transpose(-1, -2))
+    assert_close(c, f.clamp(0.0, 0.5))

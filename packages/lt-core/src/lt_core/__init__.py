@@ -4,7 +4,13 @@ Depends on torch and the Python standard library only, so model repositories can
 on it alone.
 """
 
-from lt_core._config import closest_match_hint, from_dict, to_dict
+from lt_core._config import (
+    check_callable,
+    closest_match_hint,
+    describe_callable,
+    from_dict,
+    to_dict,
+)
 from lt_core._embedding import EmbeddingLayer, EmbeddingModel
 from lt_core._errors import (
     ConfigError,
@@ -43,8 +49,10 @@ __all__ = [
     "WrapperInfo",
     "WrapperTypeError",
     "WrapperValueError",
+    "check_callable",
     "check_wrapper_static",
     "closest_match_hint",
+    "describe_callable",
     "from_dict",
     "to_dict",
     "validate_wrapper",

@@ -8,8 +8,10 @@ the key and the expected type) before any work starts.
 
 from __future__ import annotations
 
+import collections.abc
 import dataclasses
 import difflib
+import re
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -17,7 +19,7 @@ from typing import Any, TypeVar
 
 from lt_core._errors import ConfigError, ConfigTypeError
 
-__all__ = ["closest_match_hint", "from_dict", "to_dict"]
+__all__ = ["check_callable", "closest_match_hint", "describe_callable", "from_dict", "to_dict"]
 
 T = TypeVar("T")
 
@@ -80,12 +82,59 @@ def from_dict(cls: type[T], values: Mapping[str, Any] | T | None, name: str) -> 
 
 
 def to_dict(obj: Any) -> Any:
-    """Turn a (nested) config dataclass into plain dicts, lists and scalars."""
+    """Turn a (nested) config dataclass into plain dicts, lists and scalars.
+
+    Dataclasses and mappings become dicts, tuples and lists become lists, and a callable
+    object (a function, an ``nn.Module`` such as an augmentation pipeline) becomes the
+    readable string of :func:`describe_callable`, so the result can be written as JSON and
+    compared between runs. Other values are returned unchanged.
+    """
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, Mapping):
+        return {k: to_dict(v) for k, v in obj.items()}
     if isinstance(obj, tuple | list):
         return [to_dict(v) for v in obj]
+    if callable(obj):
+        return describe_callable(obj)
     return obj
+
+
+_ADDRESS = re.compile(r" (?:at|object at) 0x[0-9a-fA-F]+")
+
+
+def describe_callable(obj: Any) -> str:
+    """A readable string for a callable option that stays the same from run to run.
+
+    Functions and classes give their qualified name (``"my_module.my_augment"``); other
+    objects (an ``nn.Module`` pipeline, a ``functools.partial``) their ``repr`` without
+    memory addresses, e.g. ``"RandomRotation(degrees=30.0, p=0.5, ...)"``: a module's repr
+    lists its submodules and settings, so two runs with the same pipeline give the same
+    string.
+    """
+    if isinstance(obj, type | types.FunctionType | types.BuiltinFunctionType):
+        return f"{obj.__module__}.{obj.__qualname__}"
+    return _ADDRESS.sub("", repr(obj))
+
+
+def check_callable(name: str, value: Any) -> None:
+    """``value`` must be a callable object (``None`` is checked by the caller).
+
+    Raises:
+        ConfigTypeError: ``value`` is not callable; for a string (from the command line or
+            a config file) the message says to pass the object from Python instead.
+    """
+    if callable(value):
+        return
+    fix = (
+        "Fix: pass the object itself from Python, e.g. lightly_train.train(..., "
+        "transform_args={'augment': pipeline}); the command line and config files cannot "
+        "give Python objects."
+    )
+    raise ConfigTypeError(
+        f"{name} must be a callable (a function or an nn.Module, e.g. a kornia.augmentation "
+        f"pipeline), got {type(value).__name__}: {value!r}. {fix}"
+    )
 
 
 def _is_dataclass_type(tp: Any) -> bool:
@@ -141,6 +190,9 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
         )
     if dataclasses.is_dataclass(tp) and isinstance(tp, type):
         return from_dict(tp, value, key)
+    if origin is collections.abc.Callable:
+        check_callable(key, value)
+        return value
     if origin is tuple:
         if not isinstance(value, list | tuple):
             raise ConfigTypeError(f"{key} must be a list or tuple {_type_name(tp)}, got {value!r}.")

@@ -8,8 +8,12 @@ users pair any method with their own augmentation code.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from torch import Tensor
+
+from lt_core._config import check_callable
 from lt_core._errors import ConfigError
 
 __all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "ColorJitter", "ViewConfig"]
@@ -60,6 +64,14 @@ class ViewConfig:
         blur_sigma: Range of the blur's standard deviation, as a fraction of 224 pixels
             scaled to the view size (so a 32-pixel view gets a proportionally small blur).
         solarize_prob: Probability of solarization (threshold 0.5).
+        augment: Your own batched augmentation of these views, or ``None``: a callable
+            (e.g. a ``kornia.augmentation`` pipeline or any ``nn.Module``) that takes a
+            float32 ``(N, 3, *size)`` batch with values in ``[0, 1]`` on the training
+            device and returns a float32 batch of the same shape, device and range. It runs
+            after the built-in ops above and before the normalization, once per batch on
+            all ``N = num_views * batch_size`` views of the group (view-major: the first
+            view of every image, then the second, ...), and draws its randomness from
+            torch's global RNG as the built-in ops do.
         mean: Per-channel mean for normalization (inputs scaled to [0, 1] first).
         std: Per-channel standard deviation for normalization.
     """
@@ -76,6 +88,7 @@ class ViewConfig:
     solarize_prob: float = 0.0
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
+    augment: Callable[[Tensor], Tensor] | None = None
 
     def __post_init__(self) -> None:
         if len(self.size) != 2 or min(self.size) <= 0:
@@ -91,3 +104,5 @@ class ViewConfig:
             p = getattr(self, name)
             if not 0.0 <= p <= 1.0:
                 raise ConfigError(f"ViewConfig.{name} must be in [0, 1], got {p}.")
+        if self.augment is not None:
+            check_callable("ViewConfig.augment", self.augment)

@@ -12,11 +12,12 @@ from __future__ import annotations
 import itertools
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 import torch
 from torch import Tensor, nn
 
-from lt_core import ConfigError, ConfigTypeError, DataError, ViewConfig
+from lt_core import ConfigError, ConfigTypeError, DataError, ViewConfig, describe_callable
 from lt_data import _view_ops as ops
 from lt_data._view_plan import Consts, GroupPlan, build_consts, make_plan
 
@@ -42,13 +43,21 @@ def build_view_transform(recipe: Sequence[ViewConfig]) -> ViewTransform:
     and its central fallback: whole-pixel sizes, uniform sub-pixel positions; bilinear,
     without antialias), a horizontal flip, a color
     jitter (torchvision's formulas, skipped when ``cfg.color_jitter`` is ``None``), a random
-    grayscale, a Gaussian blur, a solarization with threshold 0.5 and the normalization
-    with ``cfg.mean`` and ``cfg.std``. Ops with probability 0 are left out. Every image
+    grayscale, a Gaussian blur, a solarization with threshold 0.5, the group's own
+    augmentation ``cfg.augment`` (if any) and the normalization with ``cfg.mean`` and
+    ``cfg.std``. Ops with probability 0 are left out. Every image
     gets independent random parameters in every view, also in eval mode; as in kornia's
     ``ColorJitter``, the order of the four jitter steps is drawn once per call (for all
     views of one size). The randomness comes from torch's global RNG (the batch's device
     for the parameters, the CPU for the jitter order), so ``torch.manual_seed`` makes the
     views reproducible.
+
+    ``cfg.augment`` (e.g. a ``kornia.augmentation`` pipeline) is called once per call with
+    all views of its group, a float32 ``(cfg.num_views * B, 3, *cfg.size)`` batch in ``[0,
+    1]`` (view-major), and must return a float32 tensor of that shape on that device. An
+    ``nn.Module`` pipeline becomes a submodule, so ``.to(device)`` moves its tensors. A
+    recipe without any runs exactly the ops (and draws the random numbers) it ran before
+    ``augment`` existed; a pipeline's draws come after those of its group's built-in ops.
 
     The blur kernel is about 10% of the view size (odd, at least 3) and the sigma range is
     ``cfg.blur_sigma`` scaled by ``max(cfg.size) / 224``. Outer taps that weigh less than
@@ -69,6 +78,8 @@ def build_view_transform(recipe: Sequence[ViewConfig]) -> ViewTransform:
     Raises:
         ConfigError: The recipe is empty.
         ConfigTypeError: An element of the recipe is not a ``ViewConfig``.
+        ConfigError: (when called) An ``augment`` returned something other than a float32
+            tensor of its input's shape and device.
     """
     return ViewTransform(recipe)
 
@@ -97,6 +108,10 @@ class ViewTransform(nn.Module):
         self.plans = _plans(self.recipe)
         self._num_views = sum(cfg.num_views for cfg in recipe)
         self._jittered = [i for i, p in enumerate(self.plans) if len(p.steps) > 1]
+        self._augments = _augment_spans(self.recipe, self.plans)
+        # nn.Module pipelines as submodules: .to(device) moves their tensors.
+        modules = {id(a.fn): a.fn for spans in self._augments for a in spans}
+        self.augments = nn.ModuleList(m for m in modules.values() if isinstance(m, nn.Module))
         self._consts: OrderedDict[tuple[object, ...], Consts] = OrderedDict()
         # None: the CPU kernels on the CPU (see build_consts); tests set True or False.
         self._cpu_kernels: bool | None = None
@@ -118,7 +133,8 @@ class ViewTransform(nn.Module):
         orders = self._draw_orders()
         views: list[Tensor] = [x] * self._num_views
         for i, plan in enumerate(self.plans):
-            out = _run_group(plan, x, self._constants(i, x), orders.get(i, plan.steps))
+            c, order = self._constants(i, x), orders.get(i, plan.steps)
+            out = _run_group(plan, x, c, order, self._augments[i])
             for slot, view in zip(plan.slots, out):
                 views[slot] = view
         return views
@@ -162,7 +178,65 @@ def _plans(recipe: tuple[ViewConfig, ...]) -> tuple[GroupPlan, ...]:
     return tuple(make_plan(size, v, s) for size, (v, s) in rows.items())
 
 
-def _run_group(plan: GroupPlan, x: Tensor, c: Consts, order: tuple[str, ...]) -> tuple[Tensor, ...]:
+class _Augment(NamedTuple):
+    """A recipe group's ``augment`` and the views ``[first, end)`` of its plan it runs on."""
+
+    first: int
+    end: int
+    fn: Callable[[Tensor], Tensor]
+    group: int  # index in the recipe, for error messages
+
+
+def _augment_spans(
+    recipe: tuple[ViewConfig, ...], plans: tuple[GroupPlan, ...]
+) -> tuple[tuple[_Augment, ...], ...]:
+    """For each plan, the groups with an ``augment`` (their views are consecutive there)."""
+    spans: list[list[_Augment]] = [[] for _ in plans]
+    index = {plan.size: i for i, plan in enumerate(plans)}
+    filled = [0] * len(plans)
+    for group, cfg in enumerate(recipe):
+        i = index[tuple(cfg.size)]  # type: ignore[index]
+        first, filled[i] = filled[i], filled[i] + cfg.num_views
+        if cfg.augment is not None:
+            spans[i].append(_Augment(first, filled[i], cfg.augment, group))
+    return tuple(tuple(s) for s in spans)
+
+
+def _augment(y: Tensor, fn: Callable[[Tensor], Tensor], group: int) -> None:
+    """Apply a group's own augmentation to its rows ``y`` (in place)."""
+    out = fn(y)
+    if out is y:
+        return
+    if (
+        not isinstance(out, Tensor)
+        or out.shape != y.shape
+        or out.dtype != y.dtype
+        or out.device != y.device
+    ):
+        got = (
+            f"a {out.dtype} tensor of shape {tuple(out.shape)} on {out.device}"
+            if isinstance(out, Tensor)
+            else f"a {type(out).__name__}"
+        )
+        raise ConfigError(
+            f"The augment of view group {group} ({describe_callable(fn).splitlines()[0]}) "
+            f"returned {got} for a {y.dtype} batch of shape {tuple(y.shape)} on {y.device}; "
+            "it must return a tensor of the same shape, dtype and device. Fix: keep the "
+            "size (set it with the view size, e.g. transform_args image_size, not in the "
+            "pipeline) and return the augmented batch itself, not a tuple or its parameters."
+        )
+    if out.untyped_storage().data_ptr() == y.untyped_storage().data_ptr():
+        out = out.clone()  # a view of y (e.g. a transpose): copy before overwriting y
+    y.copy_(out)
+
+
+def _run_group(
+    plan: GroupPlan,
+    x: Tensor,
+    c: Consts,
+    order: tuple[str, ...],
+    augments: tuple[_Augment, ...] = (),
+) -> tuple[Tensor, ...]:
     """All views of one plan: ``(B, 3, *plan.size)`` tensors in view order."""
     rois, misc = ops.draw_params(c, x.device)
     y = ops.crop(x, rois, plan.size, c)
@@ -176,6 +250,9 @@ def _run_group(plan: GroupPlan, x: Tensor, c: Consts, order: tuple[str, ...]) ->
     if plan.solarize:  # in place, in the rows of the views that may be solarized
         first, end = (i * (y.shape[0] // len(plan.views)) for i in plan.solarize_span)
         ops.solarize(y[first:end], p["solarize"][first:end], c)  # all rows: views of y
+    rows = y.shape[0] // len(plan.views)
+    for a in augments:  # the groups' own augmentations, on their rows of y
+        _augment(y[a.first * rows : a.end * rows], a.fn, a.group)
     y = ops.normalize(y, c)
     return y.chunk(len(plan.views)) if len(plan.views) > 1 else (y,)
 

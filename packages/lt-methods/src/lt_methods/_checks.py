@@ -7,9 +7,10 @@ any work starts.
 
 from __future__ import annotations
 
-from lt_core import ConfigError
+from lt_core import ConfigError, check_callable
 
 __all__ = [
+    "check_callable",
     "check_int",
     "check_lr_scaling",
     "check_positive",

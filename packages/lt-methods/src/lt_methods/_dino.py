@@ -111,8 +111,12 @@ class DINO(Method):
                 random_resize=t.random_resize,
                 gaussian_blur=blur,
                 solarize=solarize,
+                augment=augment,
             )
-            for blur, solarize in ((t.gaussian_blur, t.solarize), (g1.gaussian_blur, g1.solarize))
+            for blur, solarize, augment in (
+                (t.gaussian_blur, t.solarize, None),
+                (g1.gaussian_blur, g1.solarize, g1.augment),
+            )
         ]
         if lv is not None and lv.num_views > 0:
             recipe.append(
@@ -122,6 +126,7 @@ class DINO(Method):
                     random_resize=lv.random_resize,
                     gaussian_blur=lv.gaussian_blur,
                     solarize=t.solarize,
+                    augment=lv.augment,
                 )
             )
         return recipe

@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal, TypeVar
 
-from lt_core import ConfigError
+from torch import Tensor
+
+from lt_core import ConfigError, check_callable
 from lt_methods._checks import (
     check_int,
     check_lr_scaling,
@@ -330,14 +333,19 @@ class DINOGlobalView1Args:
     Attributes:
         gaussian_blur: Its blur (p=0.1), or ``None`` for none.
         solarize: Its solarization (p=0.2, the paper), or ``None`` for none.
+        augment: Its own augmentation instead of ``transform_args.augment`` (Python API
+            only); ``None`` uses that one, ``torch.nn.Identity()`` switches it off.
     """
 
     gaussian_blur: DINOGlobalView1GaussianBlurArgs | None = field(
         default_factory=DINOGlobalView1GaussianBlurArgs
     )
     solarize: SolarizeArgs | None = field(default_factory=SolarizeArgs)
+    augment: Callable[[Tensor], Tensor] | None = None
 
     def check(self, name: str) -> None:
+        if self.augment is not None:
+            check_callable(f"{name}.augment", self.augment)
         if self.gaussian_blur is not None:
             self.gaussian_blur.check(f"{name}.gaussian_blur")
         if self.solarize is not None:
@@ -358,6 +366,8 @@ class DINOLocalViewArgs:
             least 8 pixels (14 for 32-pixel images).
         random_resize: Their random resized crop, or ``None`` for the whole image.
         gaussian_blur: Their blur (p=0.5, the paper), or ``None`` for none.
+        augment: Their own augmentation instead of ``transform_args.augment`` (Python API
+            only); ``None`` uses that one, ``torch.nn.Identity()`` switches it off.
     """
 
     num_views: int = 6
@@ -366,9 +376,12 @@ class DINOLocalViewArgs:
         default_factory=DINOLocalViewRandomResizeArgs
     )
     gaussian_blur: GaussianBlurArgs | None = field(default_factory=GaussianBlurArgs)
+    augment: Callable[[Tensor], Tensor] | None = None
 
     def check(self, name: str) -> None:
         check_int(f"{name}.num_views", self.num_views, 0)
+        if self.augment is not None:
+            check_callable(f"{name}.augment", self.augment)
         if self.view_size != "auto":
             check_size(f"{name}.view_size", self.view_size)
         if self.random_resize is not None:

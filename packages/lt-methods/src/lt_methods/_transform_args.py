@@ -13,11 +13,15 @@ with the block's full name, so an error names the exact option
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from torch import Tensor, nn
+
 from lt_core import IMAGENET_MEAN, IMAGENET_STD, ColorJitter, ConfigError, ViewConfig
 from lt_methods._checks import (
+    check_callable,
     check_int,
     check_prob,
     check_size,
@@ -257,6 +261,13 @@ class MethodTransformArgs:
         normalize: Mean and std of the normalization; cannot be ``None``.
         gaussian_blur: Random Gaussian blur, or ``None`` for none.
         solarize: Random solarization, or ``None`` (the default) for none.
+        augment: Your own batched augmentation of every view (Python API only), e.g. a
+            ``kornia.augmentation`` pipeline: a callable from a float32 ``(N, 3, H, W)``
+            batch in ``[0, 1]`` on the training device to a batch of the same shape. It
+            runs after the built-in augmentations above and before ``normalize``, once per
+            view group on all its views (see :attr:`lt_core.ViewConfig.augment`). Methods
+            with several view groups may set a group's own (DINO: ``global_view_1.augment``,
+            ``local_view.augment``); ``torch.nn.Identity()`` there switches it off.
     """
 
     image_size: tuple[int, int] = (224, 224)
@@ -272,9 +283,12 @@ class MethodTransformArgs:
     normalize: NormalizeArgs | None = field(default_factory=NormalizeArgs)
     gaussian_blur: GaussianBlurArgs | None = field(default_factory=GaussianBlurArgs)
     solarize: SolarizeArgs | None = None
+    augment: Callable[[Tensor], Tensor] | None = None
 
     def __post_init__(self) -> None:
         name = "transform_args"
+        if self.augment is not None:
+            check_callable(f"{name}.augment", self.augment)
         check_size(f"{name}.image_size", self.image_size)
         if self.channel_drop is not None:
             raise not_supported(
@@ -316,9 +330,12 @@ class MethodTransformArgs:
         random_resize: RandomResizeArgs | None,
         gaussian_blur: GaussianBlurArgs | None,
         solarize: SolarizeArgs | None,
+        augment: Callable[[Tensor], Tensor] | None = None,
     ) -> ViewConfig:
         """One view group of ``num_views`` views at ``size`` with the shared flip, color
-        jitter, grayscale and normalization and the given crop, blur and solarization."""
+        jitter, grayscale and normalization and the given crop, blur and solarization.
+        ``augment`` is the group's own augmentation, ``None`` for the shared
+        ``self.augment``; ``nn.Identity()`` for none."""
         h, w = self.image_size
         assert self.normalize is not None  # checked in __post_init__
         if random_resize is None:  # the whole image: area 1, the image's aspect ratio
@@ -345,4 +362,10 @@ class MethodTransformArgs:
             solarize_prob=solarize.prob if solarize else 0.0,
             mean=self.normalize.mean,
             std=self.normalize.std,
+            augment=_augment(augment if augment is not None else self.augment),
         )
+
+
+def _augment(fn: Callable[[Tensor], Tensor] | None) -> Callable[[Tensor], Tensor] | None:
+    """A view group's augmentation: ``nn.Identity()`` (which switches it off) is none."""
+    return None if isinstance(fn, nn.Identity) else fn
