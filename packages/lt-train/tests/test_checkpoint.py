@@ -100,6 +100,19 @@ def test_changed_options_name_old_and_new_values() -> None:
     assert changed_options(saved, current) == ["epochs: 10 -> 20"]
 
 
+def test_changed_options_compare_dict_options_key_by_key() -> None:
+    saved = {"transform_args": {"image_size": [32, 32], "blur": {"prob": 0.5}}}
+    # A key added after the checkpoint was written, and switched off: unchanged.
+    current = {"transform_args": {"image_size": [32, 32], "blur": {"prob": 0.5}, "augment": None}}
+    assert changed_options(saved, current) == []
+    current["transform_args"]["blur"] = {"prob": 0.1}
+    current["transform_args"]["augment"] = "RandomRotation(degrees=30.0)"
+    assert changed_options(saved, current) == [
+        "transform_args.augment: None -> 'RandomRotation(degrees=30.0)'",
+        "transform_args.blur.prob: 0.5 -> 0.1",
+    ]
+
+
 def test_an_option_newer_than_the_checkpoint_counts_only_when_not_default() -> None:
     saved = {"epochs": 10}  # written before "compile" and "decode" existed
     defaults = {"compile": False, "decode": "auto", "epochs": 100}

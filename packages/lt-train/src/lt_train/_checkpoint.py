@@ -122,24 +122,37 @@ def run_fingerprint(config: Any, resolved: dict[str, Any]) -> dict[str, Any]:
 def changed_options(
     saved: dict[str, Any], current: dict[str, Any], defaults: dict[str, Any] | None = None
 ) -> list[str]:
-    """Names of the options whose value differs, as ``name: saved -> current``.
+    """Names of the options whose value differs, as ``name: saved -> current`` (a dict
+    option such as ``transform_args`` is compared key by key: ``transform_args.x: ...``).
 
     An option missing from ``saved`` (added to lightly-train after that checkpoint was
     written) counts as changed only where ``current`` sets it to something other than its
-    default in ``defaults``: the default keeps what the older version did.
+    default in ``defaults``: the default keeps what the older version did. Inside a dict
+    option, a key missing from ``saved`` counts as changed only where it is not ``None``
+    (an option added later, switched off).
     """
     defaults = defaults or {}
-
-    def differs(key: str) -> bool:
+    changes: list[str] = []
+    for key in sorted(set(saved) | set(current)):
         if key not in saved and key in defaults:
-            return _normalize(current.get(key)) != _normalize(defaults[key])
-        return _normalize(saved.get(key)) != _normalize(current.get(key))
+            if _normalize(current.get(key)) != _normalize(defaults[key]):
+                changes.append(f"{key}: {saved.get(key)!r} -> {current.get(key)!r}")
+            continue
+        changes += _differences(key, saved.get(key), current.get(key))
+    return changes
 
-    return [
-        f"{key}: {saved.get(key)!r} -> {current.get(key)!r}"
-        for key in sorted(set(saved) | set(current))
-        if differs(key)
-    ]
+
+def _differences(name: str, old: Any, new: Any) -> list[str]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        changes: list[str] = []
+        for key in sorted(set(old) | set(new), key=str):
+            if key not in old and new[key] is None:
+                continue
+            changes += _differences(f"{name}.{key}", old.get(key), new.get(key))
+        return changes
+    if _normalize(old) != _normalize(new):
+        return [f"{name}: {old!r} -> {new!r}"]
+    return []
 
 
 def _normalize(value: Any) -> Any:
