@@ -72,8 +72,10 @@ def train(config: TrainConfig) -> Path:
 
 
 def _first_process() -> bool:
-    """Whether this is process 0 (launchers set these variables before the script runs)."""
-    return all(int(os.environ.get(v, "0") or 0) == 0 for v in ("RANK", "LOCAL_RANK", "NODE_RANK"))
+    """Whether this is process 0 (launchers set these variables before the script runs;
+    srun sets SLURM_PROCID, the rank that Fabric's SLURM environment uses)."""
+    ranks = ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID")
+    return all(int(os.environ.get(v, "0") or 0) == 0 for v in ranks)
 
 
 def _make_fabric(plan: Plan) -> Fabric:
