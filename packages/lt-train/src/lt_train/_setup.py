@@ -183,6 +183,8 @@ def _num_workers(
     except AttributeError:  # not on Linux
         cores = os.cpu_count() or 1
     processes = local_processes(devices, accelerator)
+    if cores < int(os.environ.get("SLURM_CPUS_ON_NODE", "0") or 0):
+        processes = 1  # srun bound this task to its own CPUs (--cpus-per-task): its share
     workers = max(1, cores // processes - 1)
     if batches_per_epoch is not None:
         workers = min(workers, max(0, batches_per_epoch - 1))
