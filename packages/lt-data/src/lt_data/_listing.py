@@ -119,6 +119,8 @@ def auto_num_workers(batches: int | None, processes: int = 1) -> int:
         cores = len(os.sched_getaffinity(0))  # respects taskset, cgroups and SLURM bindings
     except AttributeError:  # not on Linux
         cores = os.cpu_count() or 1
+    if cores < int(os.environ.get("SLURM_CPUS_ON_NODE", "0") or 0):
+        processes = 1  # srun bound this task to its own CPUs (--cpus-per-task): its share
     workers = max(1, cores // max(1, processes) - 1)
     if batches is not None:
         workers = min(workers, max(0, batches - 1))

@@ -61,8 +61,10 @@ def local_processes(devices: int | list[int] | str, accelerator: str) -> int:
 
 
 def first_process() -> bool:
-    """Whether this is process 0 (launchers set these variables before the script runs)."""
-    return all(int(os.environ.get(v, "0") or 0) == 0 for v in ("RANK", "LOCAL_RANK", "NODE_RANK"))
+    """Whether this is process 0 (launchers set these variables before the script runs;
+    srun sets SLURM_PROCID, the rank that Fabric's SLURM environment uses)."""
+    ranks = ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID")
+    return all(int(os.environ.get(v, "0") or 0) == 0 for v in ranks)
 
 
 def make_fabric(config: Any, accelerator: str, precision: str) -> Fabric:
