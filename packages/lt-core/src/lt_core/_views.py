@@ -58,6 +58,14 @@ class ViewConfig:
         crop_scale: Area range of the random resized crop, relative to the image.
         crop_ratio: Aspect ratio range of the random resized crop.
         hflip_prob: Probability of a horizontal flip.
+        vflip_prob: Probability of a vertical flip (after the horizontal one).
+        rotation_prob: Probability of a rotation of the view about its center, after the
+            flips (LightlyTrain's order). The rotated view samples the image around its
+            crop, so its corners show the image beyond the crop, mirrored at the image's
+            border where they reach past it (not a fill colour).
+        rotation_degrees: ``(low, high)`` range of the rotation angle in degrees, drawn
+            uniformly; positive angles turn the view counter-clockwise (torchvision's
+            ``rotate``). A range of ``(0, 0)`` never rotates.
         color_jitter: Color jitter settings, or ``None`` for none.
         grayscale_prob: Probability of converting to grayscale.
         blur_prob: Probability of a Gaussian blur.
@@ -81,6 +89,9 @@ class ViewConfig:
     crop_scale: tuple[float, float] = (0.08, 1.0)
     crop_ratio: tuple[float, float] = (3 / 4, 4 / 3)
     hflip_prob: float = 0.5
+    vflip_prob: float = 0.0
+    rotation_prob: float = 0.0
+    rotation_degrees: tuple[float, float] = (0.0, 0.0)
     color_jitter: ColorJitter | None = field(default_factory=ColorJitter)
     grayscale_prob: float = 0.2
     blur_prob: float = 0.0
@@ -100,9 +111,31 @@ class ViewConfig:
             raise ConfigError(
                 f"ViewConfig.crop_scale must satisfy 0 < min <= max <= 1, got {self.crop_scale}."
             )
-        for name in ("hflip_prob", "grayscale_prob", "blur_prob", "solarize_prob"):
+        for name in (
+            "hflip_prob",
+            "vflip_prob",
+            "rotation_prob",
+            "grayscale_prob",
+            "blur_prob",
+            "solarize_prob",
+        ):
             p = getattr(self, name)
             if not 0.0 <= p <= 1.0:
                 raise ConfigError(f"ViewConfig.{name} must be in [0, 1], got {p}.")
+        degrees = self.rotation_degrees
+        if (
+            len(degrees) != 2
+            or not all(isinstance(d, (int, float)) and -360 <= d <= 360 for d in degrees)
+            or degrees[0] > degrees[1]
+        ):
+            raise ConfigError(
+                "ViewConfig.rotation_degrees must be (low, high) in degrees with "
+                f"-360 <= low <= high <= 360, got {degrees!r}. Fix: e.g. (-30.0, 30.0)."
+            )
         if self.augment is not None:
             check_callable("ViewConfig.augment", self.augment)
+
+    @property
+    def rotates(self) -> bool:
+        """Whether the views may rotate: ``rotation_prob > 0`` and a range other than 0."""
+        return self.rotation_prob > 0 and tuple(self.rotation_degrees) != (0.0, 0.0)

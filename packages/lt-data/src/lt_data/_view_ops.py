@@ -26,7 +26,8 @@ def draw_params(c: Consts, device: torch.device) -> tuple[Tensor, Tensor]:
     parameters ``(K, 3, 1, M)`` of the columns of :attr:`GroupPlan.misc` (before
     :func:`blend_misc`).
 
-    The boxes are ``[b, x1, y1, x2, y2]`` in units of the input width; ``x1 > x2`` flips.
+    The boxes are ``[b, x1, y1, x2, y2]`` in units of the input width; ``x1 > x2`` flips
+    horizontally, ``y1 > y2`` vertically.
     """
     k, _, n = c.off.shape
     u = torch.rand((k, 1, n), device=device)
@@ -59,25 +60,39 @@ def draw_params(c: Consts, device: torch.device) -> tuple[Tensor, Tensor]:
     return box.as_strided((k, 5), (6, 1), 1), misc
 
 
-def crop(x: Tensor, rois: Tensor, size: tuple[int, int], c: Consts) -> Tensor:
+def crop(
+    x: Tensor, rois: Tensor, size: tuple[int, int], c: Consts, trig: Tensor | None = None
+) -> Tensor:
     """The ``(K, 3, *size)`` crops of ``x`` (``rois`` from :func:`draw_params`): one bilinear
     sample per output pixel at its center, a resize without antialias (torchvision's
     ``roi_align`` with ``aligned=True`` and one sample per bin).
 
-    With the table ``c.grid`` (the CPU kernels) the crop is one ``grid_sample`` instead,
-    3-5x faster there than ``roi_align`` (which runs on one core): the same samples, with
-    the border clamp of ``padding_mode="border"``. The ``V`` views of an image are stacked
-    in the grid's rows, so the image is not copied per view.
+    With the table ``c.grid`` (the CPU kernels, and a group that rotates) the crop is one
+    ``grid_sample`` instead, 3-5x faster on the CPU than ``roi_align`` (which runs on one
+    core there): the same samples, with the border clamp of ``padding_mode="border"``. The
+    ``V`` views of an image are stacked in the grid's rows, so the image is not copied per
+    view. ``trig`` (:func:`rotation`) turns each view about its center: the grid is then
+    linear in the products of the roi and ``[1, cos, sin]``, still one ``addmm``, and
+    samples that leave the image are mirrored back (``padding_mode="reflection"``).
     """
     if c.grid is None:
         crops: Tensor = torch.ops.torchvision.roi_align(x, rois, float(x.shape[-1]), *size, 1, True)
         return crops
     (h, w), (b, ch, _, _), k = size, x.shape, rois.shape[0]
     v = k // b
-    image_major = rois.view(v, b, 5).transpose(0, 1).reshape(k, 5)
+    if trig is not None:  # (K, 5 * 3): roi column e times [1, cos, sin][t] at 3 e + t
+        rois = torch.mul(rois.unsqueeze(-1), trig.view(k, 1, 3)).view(k, -1)
+    n = rois.shape[1]
+    image_major = rois.view(v, b, n).transpose(0, 1).reshape(k, n)
     grid = torch.addmm(c.grid[0], image_major, c.grid[1:]).view(b, v * h, w, 2)
-    out = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    out = F.grid_sample(x, grid, mode="bilinear", padding_mode=c.padding, align_corners=False)
     return out.view(b, ch, v, h, w).permute(2, 0, 1, 3, 4).contiguous().view(k, ch, h, w)
+
+
+def rotation(angle: Tensor) -> Tensor:
+    """``(K, 3, 1, 1)`` ``[1, cos a, sin a]`` of the angle column (rows ``[pi / 2, a + pi /
+    2, a]``; ``[pi / 2, pi / 2, 0]`` where a view is not turned: exactly ``[1, 1, 0]``)."""
+    return torch.sin(angle)
 
 
 def blend_misc(misc: Tensor, c: Consts) -> tuple[Tensor, ...]:

@@ -47,7 +47,9 @@ class GroupPlan:
     size: tuple[int, int]
     views: tuple[ViewConfig, ...]  # the config of each view row, in order
     slots: tuple[int, ...]  # position of each view in the transform's output
-    flip: bool
+    flip: bool  # a horizontal flip somewhere
+    vflip: bool  # a vertical flip somewhere
+    rotate: bool  # a rotation somewhere (ViewConfig.rotates): the crop is a grid_sample
     steps: tuple[str, ...]  # color jitter steps with a non-zero strength somewhere
     gray: bool
     blur: bool
@@ -63,7 +65,7 @@ class GroupPlan:
     @property
     def misc(self) -> tuple[str, ...]:
         """Names of the misc columns, in order."""
-        lerp = ("one",) if self.steps or self.blur else ()
+        lerp = ("one",) if self.steps or self.blur or self.rotate else ()
         jitter = ("jitter", *self.steps) if self.steps else ()
         return (
             *lerp,
@@ -71,6 +73,7 @@ class GroupPlan:
             *(("gray",) if self.gray else ()),
             *(("solarize",) if self.solarize else ()),
             *(("blur", "sigma") if self.blur else ()),
+            *(("rotate", "angle") if self.rotate else ()),
         )
 
 
@@ -84,6 +87,8 @@ def make_plan(size: tuple[int, int], views: list[ViewConfig], slots: list[int]) 
         views=tuple(views),
         slots=tuple(slots),
         flip=any(c.hflip_prob > 0 for c in views),
+        vflip=any(c.vflip_prob > 0 for c in views),
+        rotate=any(c.rotates for c in views),
         steps=tuple(s for s in STEPS if any(jitter(c, s) > 0 for c in views)),
         gray=any(c.grayscale_prob > 0 for c in views),
         blur=any(c.blur_prob > 0 for c in views),
@@ -140,8 +145,11 @@ class Consts:
     # Kernels for the CPU: channel mixes as matmul, hue without an argmax (_view_ops.hue).
     cpu: bool = False
     # The crop as grid_sample (None: roi_align), see _view_ops.crop: (6, h * w * 2), the
-    # grid of a view as 1 (row 0) and roi (rows 1-5) times the table.
+    # grid of a view as 1 (row 0) and roi (rows 1-5) times the table; with a rotation
+    # (16, h * w * 2), rows 1-15 the products of the roi's 5 and [1, cos, sin].
     grid: Tensor | None = None
+    # grid_sample's padding: "reflection" with a rotation (its corners may leave the image).
+    padding: str = "border"
 
 
 def _fallback(cfg: ViewConfig, height: int, width: int) -> tuple[int, int]:
@@ -166,7 +174,10 @@ def _crop_columns(t: Tensor, s: Tensor, cfg: ViewConfig, height: int, width: int
     Size in pixels: ``w = round(exp(log(a * H * W) / 2 + ell))`` and ``h = round(exp(... -
     ell))`` with ``ell`` half the log aspect ratio. Box in units of ``W``: ``x1 = x + f * w``,
     ``x2 = x + (1 - f) * w`` with ``x = u * (W - w)`` and the flip ``f``; ``y1 = y``,
-    ``y2 = y + h``.
+    ``y2 = y + h``, or with the vertical flip ``g``: ``y1 = y + g * h``, ``y2 = y + (1 - g) * h``.
+
+    The vertical flip's corner column is ``g * H / W`` (units of ``W``): a mask scaled by a
+    power of two ``S >= H / W`` (exact, as the mask) clamped to ``[0, H / W]``.
     """
     area, aspect = height * width, height / width
     lo, hi = (math.log(r) for r in cfg.crop_ratio)
@@ -182,6 +193,15 @@ def _crop_columns(t: Tensor, s: Tensor, cfg: ViewConfig, height: int, width: int
         flip = round(cfg.hflip_prob * _N)
         t[1, :, GX], s[1, :, GX] = flip, -_N
         t[2, :, GX], s[2, :, GX] = 1 - flip, _N
+    if cfg.vflip_prob > 0:  # g: clamp(S * (T - n), 0, H / W) in row 1, 1 - g in row 2
+        flip, big = round(cfg.vflip_prob * _N), _vflip_scale(height, width)
+        t[1, :, GY], s[1, :, GY] = big * flip, -big * _N
+        t[2, :, GY], s[2, :, GY] = big * (1 - flip), big * _N
+
+
+def _vflip_scale(height: int, width: int) -> float:
+    """The smallest power of two ``>= max(1, H / W)``: it scales an integer exactly."""
+    return 2.0 ** max(0, math.ceil(math.log2(height / width)))
 
 
 def _misc_columns(t: Tensor, s: Tensor, cfg: ViewConfig, plan: GroupPlan) -> None:
@@ -192,6 +212,7 @@ def _misc_columns(t: Tensor, s: Tensor, cfg: ViewConfig, plan: GroupPlan) -> Non
             "jitter": cj.prob if cj is not None else 0.0,
             "gray": cfg.grayscale_prob,
             "blur": cfg.blur_prob,
+            "rotate": cfg.rotation_prob if cfg.rotates else 0.0,
         }.get(name)
         if name == "one":
             t[..., i] = 1.0
@@ -204,6 +225,11 @@ def _misc_columns(t: Tensor, s: Tensor, cfg: ViewConfig, plan: GroupPlan) -> Non
             ratio = max(plan.size) / REFERENCE_SIZE
             lo, hi = cfg.blur_sigma
             t[..., i], s[..., i] = lo * ratio, (hi - lo) * ratio
+        elif name == "angle":  # radians; rows [pi/2, a + pi/2, a]: sin gives [1, cos, sin]
+            lo, hi = (math.radians(d) for d in cfg.rotation_degrees) if cfg.rotates else (0, 0)
+            t[0, :, i] = math.pi / 2
+            t[1, :, i], s[1, :, i] = lo + math.pi / 2, hi - lo
+            t[2, :, i], s[2, :, i] = lo, hi - lo
         elif name == "hue":
             h = cj.hue if cj is not None else 0.0
             for c, n in enumerate(_HUE_OFFSETS):  # 6 * hue shift, plus the channel's offset
@@ -229,6 +255,36 @@ def _grid_table(size: tuple[int, int], height: int, width: int) -> Tensor:
     return table.view(6, -1)
 
 
+def _rotation_table(size: tuple[int, int], height: int, width: int) -> Tensor:
+    """``grid`` of :class:`Consts` for a group that rotates: the crop's grid (see
+    :func:`_grid_table`) with the view turned by ``a`` about the roi's center.
+
+    Output pixel ``(i, j)``, at ``(dx, dy)`` view pixels from the view's center, samples the
+    unrotated view at ``(cos a * dx - sin a * dy, sin a * dx + cos a * dy)`` from its center
+    (a counter-clockwise turn of the view by ``a``, y pointing down, as torchvision's
+    ``rotate``), scaled to the roi by ``(x2 - x1) / w`` and ``(y2 - y1) / h`` (signed: a
+    flipped roi flips before the turn). With ``fx = (j + 0.5) / w - 0.5``, ``fy = (i + 0.5)
+    / h - 0.5`` and the grid's units (``x`` in ``[0, W]`` to ``[-1, 1]``, the roi in units
+    of ``W``): ``gx = -1 + x1 + x2 + 2 (x2 - x1) (cos a fx - sin a fy h / w)`` and ``gy = -1 +
+    W / H (y1 + y2 + 2 (y2 - y1) (sin a fx w / h + cos a fy))``. Row ``1 + 3 e + t`` is the
+    factor of roi column ``e`` (``[b, x1, y1, x2, y2]``) times ``[1, cos a, sin a][t]``."""
+    h, w = size
+    fx = ((torch.arange(w, dtype=torch.float64) + 0.5) / w - 0.5).view(1, -1).expand(h, w)
+    fy = ((torch.arange(h, dtype=torch.float64) + 0.5) / h - 0.5).view(-1, 1).expand(h, w)
+    table = torch.zeros(16, h, w, 2, dtype=torch.float64)
+    table[0] = -1.0
+    r = width / height
+    for sign, e in ((-1.0, 1), (1.0, 3)):  # x1, x2 (the x coordinate)
+        table[1 + 3 * e, ..., 0] = 1.0
+        table[2 + 3 * e, ..., 0] = sign * 2 * fx
+        table[3 + 3 * e, ..., 0] = -sign * 2 * fy * h / w
+    for sign, e in ((-1.0, 2), (1.0, 4)):  # y1, y2 (the y coordinate)
+        table[1 + 3 * e, ..., 1] = r
+        table[2 + 3 * e, ..., 1] = sign * 2 * r * fy
+        table[3 + 3 * e, ..., 1] = sign * 2 * r * fx * w / h
+    return table.view(16, -1)
+
+
 def build_consts(
     plan: GroupPlan,
     batch: int,
@@ -252,11 +308,13 @@ def build_consts(
     t, s = t.repeat_interleave(batch, 0), s.repeat_interleave(batch, 0)
     t[:, 0, :, UY] = (torch.arange(views * batch) % batch).to(t)[:, None]  # roi batch index
     t, s = _flat(t), _flat(s)
-    lo, hi = (_flat(b.expand(CANDIDATES, -1)) for b in _bounds(plan))
-    weight = {s: "jitter" for s in STEPS} | {"sigma": "blur"}
+    lo, hi = (_flat(b.expand(CANDIDATES, -1)) for b in _bounds(plan, height / width))
+    weight = {s: "jitter" for s in STEPS} | {"sigma": "blur", "angle": "rotate"}
     ident = torch.tensor([SIGMA_DELTA if n == "sigma" else 1.0 for n in misc]).repeat(3, 1, 1)
     if "hue" in misc:
         ident[:, 0, misc.index("hue")] = torch.tensor(_HUE_OFFSETS)
+    if "angle" in misc:  # no rotation: [1, cos 0, sin 0]
+        ident[:, 0, misc.index("angle")] = torch.tensor([math.pi / 2, math.pi / 2, 0.0])
     gray = torch.tensor(GRAY, dtype=torch.float64)
     mean = torch.tensor([c.mean for c in plan.views], dtype=torch.float64).view(-1, 3, 1, 1)
     std = torch.tensor([c.std for c in plan.views], dtype=torch.float64).view(-1, 3, 1, 1)
@@ -294,7 +352,12 @@ def build_consts(
         norm_bias=dev((-mean / std).repeat_interleave(batch, 0)),
         sector=dev(torch.tensor([0.0, 2.0, 4.0]).view(1, 3, 1, 1)),
         cpu=cpu,
-        grid=dev(_grid_table(plan.size, height, width)) if cpu else None,
+        grid=dev(_rotation_table(plan.size, height, width))
+        if plan.rotate
+        else dev(_grid_table(plan.size, height, width))
+        if cpu
+        else None,
+        padding="reflection" if plan.rotate else "border",
     )
 
 
@@ -304,14 +367,17 @@ def _flat(t: Tensor) -> Tensor:
     return torch.cat([t[..., :6].flatten(-2), t[..., 0, 6:]], dim=-1)
 
 
-def _bounds(plan: GroupPlan) -> tuple[Tensor, Tensor]:
-    """Clamp bounds of the columns: [0, 1] for masks, [1, 2] for the solarize limit."""
+def _bounds(plan: GroupPlan, aspect: float) -> tuple[Tensor, Tensor]:
+    """Clamp bounds of the columns: [0, 1] for masks, [1, 2] for the solarize limit, [0,
+    H / W] for the vertical flip's corner column."""
     names = ("a", "ell", "gx", "gy", "ux", "uy", *plan.misc)
     lo = torch.full((len(names),), -math.inf, dtype=torch.float64)
     hi = torch.full((len(names),), math.inf, dtype=torch.float64)
     for i, name in enumerate(names):
-        if name in ("jitter", "gray", "blur") or (name == "gx" and plan.flip):
+        if name in ("jitter", "gray", "blur", "rotate") or (name == "gx" and plan.flip):
             lo[i], hi[i] = 0.0, 1.0
+        elif name == "gy" and plan.vflip:
+            lo[i], hi[i] = 0.0, aspect
         elif name == "solarize":
             lo[i], hi[i] = 1.0, 2.0
     return lo, hi

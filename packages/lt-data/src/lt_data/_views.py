@@ -41,7 +41,9 @@ def build_view_transform(recipe: Sequence[ViewConfig]) -> ViewTransform:
     a random resized crop to ``cfg.size`` (``cfg.crop_scale``, ``cfg.crop_ratio``; the
     scale and ratio distribution of torchvision's ``RandomResizedCrop`` with its 10 tries
     and its central fallback: whole-pixel sizes, uniform sub-pixel positions; bilinear,
-    without antialias), a horizontal flip, a color
+    without antialias), a horizontal flip, a vertical flip, a rotation about the view's
+    center (``cfg.rotation_prob``, ``cfg.rotation_degrees``; its corners sample the image
+    beyond the crop, mirrored at the image's border), a color
     jitter (torchvision's formulas, skipped when ``cfg.color_jitter`` is ``None``), a random
     grayscale, a Gaussian blur, a solarization with threshold 0.5, the group's own
     augmentation ``cfg.augment`` (if any) and the normalization with ``cfg.mean`` and
@@ -239,8 +241,8 @@ def _run_group(
 ) -> tuple[Tensor, ...]:
     """All views of one plan: ``(B, 3, *plan.size)`` tensors in view order."""
     rois, misc = ops.draw_params(c, x.device)
-    y = ops.crop(x, rois, plan.size, c)
     p = dict(zip(plan.misc, ops.blend_misc(misc, c)))
+    y = ops.crop(x, rois, plan.size, c, ops.rotation(p["angle"]) if plan.rotate else None)
     for step in order:
         y = _STEP_OPS[step](y, p[step], c)
     if plan.gray:

@@ -75,11 +75,11 @@ class RandomResizeArgs:
 
 @dataclass(kw_only=True)
 class RandomFlipArgs:
-    """Random flips (``random_flip``).
+    """Random flips (``random_flip``), after the crop.
 
     Attributes:
         horizontal_prob: Probability of a horizontal flip.
-        vertical_prob: Probability of a vertical flip; only 0 is supported yet.
+        vertical_prob: Probability of a vertical flip (after the horizontal one).
     """
 
     horizontal_prob: float = 0.5
@@ -88,22 +88,26 @@ class RandomFlipArgs:
     def check(self, name: str) -> None:
         check_prob(f"{name}.horizontal_prob", self.horizontal_prob)
         check_prob(f"{name}.vertical_prob", self.vertical_prob)
-        if self.vertical_prob > 0:
-            raise not_supported(
-                f"{name}.vertical_prob",
-                self.vertical_prob,
-                "the views (lt_core.ViewConfig) only flip horizontally. Set it to 0.",
-            )
 
 
 @dataclass(kw_only=True)
 class RandomRotationArgs:
-    """Random rotation (``random_rotation``); accepted, but only ``prob=0`` is supported yet.
+    """Random rotation (``random_rotation``) of each view about its center, after the crop
+    and the flips, as in LightlyTrain.
+
+    The angle is drawn uniformly from the range in degrees; positive turns the view
+    counter-clockwise. The view keeps its size, and its corners show the image around the
+    crop (mirrored at the image's border where they reach past it), where LightlyTrain
+    mirrors the view at its own border (``cv2.BORDER_REFLECT_101``).
 
     Attributes:
         prob: Probability of a rotation.
-        degrees: Largest angle ``d`` (drawn from ``[-d, d]``) or a range ``(low, high)``.
+        degrees: Largest angle ``d >= 0`` (drawn from ``[-d, d]``) or a range ``(low,
+            high)``, within ``[-360, 360]``.
         interpolation: An OpenCV interpolation flag (LightlyTrain's default: 3, area).
+            Accepted and ignored, as LightlyTrain 0.18 ignores it (it always rotates with
+            ``cv2.INTER_AREA``, which a rotation runs as bilinear): the views are always
+            sampled bilinearly.
     """
 
     prob: float
@@ -113,13 +117,21 @@ class RandomRotationArgs:
     def check(self, name: str) -> None:
         check_prob(f"{name}.prob", self.prob)
         check_int(f"{name}.interpolation", self.interpolation, 0)
-        if self.prob > 0:
-            raise not_supported(
-                f"{name}.prob",
-                self.prob,
-                "the views (lt_core.ViewConfig) cannot rotate. Remove random_rotation "
-                "(or set it to None, or its prob to 0).",
+        single = isinstance(self.degrees, (int, float))
+        low, high = self.range()
+        if (single and float(self.degrees) < 0) or not -360.0 <= low <= high <= 360.0:  # type: ignore[arg-type]
+            raise ConfigError(
+                f"{name}.degrees must be an angle d in [0, 360] (the range [-d, d]) or a range "
+                f"(low, high) with -360 <= low <= high <= 360, got {self.degrees!r}."
             )
+
+    def range(self) -> tuple[float, float]:
+        """``(low, high)`` of the angle in degrees: ``(-d, d)`` for a single ``d``."""
+        if isinstance(self.degrees, (int, float)):
+            d = abs(float(self.degrees))  # a negative d fails the check
+            return (-d, d)
+        low, high = self.degrees
+        return (float(low), float(high))
 
 
 @dataclass(kw_only=True)
@@ -254,8 +266,7 @@ class MethodTransformArgs:
             are supported yet.
         random_resize: Random resized crop, or ``None`` for the whole image.
         random_flip: Random flips, or ``None`` for none.
-        random_rotation: Random rotation; ``None`` (the default) or a block with
-            ``prob=0``.
+        random_rotation: Random rotation, or ``None`` (the default) for none.
         color_jitter: Random color jitter, or ``None`` for none.
         random_gray_scale: Probability of converting a view to grayscale, or ``None``.
         normalize: Mean and std of the normalization; cannot be ``None``.
@@ -332,8 +343,8 @@ class MethodTransformArgs:
         solarize: SolarizeArgs | None,
         augment: Callable[[Tensor], Tensor] | None = None,
     ) -> ViewConfig:
-        """One view group of ``num_views`` views at ``size`` with the shared flip, color
-        jitter, grayscale and normalization and the given crop, blur and solarization.
+        """One view group of ``num_views`` views at ``size`` with the shared flips, rotation,
+        color jitter, grayscale and normalization and the given crop, blur and solarization.
         ``augment`` is the group's own augmentation, ``None`` for the shared
         ``self.augment``; ``nn.Identity()`` for none."""
         h, w = self.image_size
@@ -355,6 +366,9 @@ class MethodTransformArgs:
             crop_scale=crop_scale,
             crop_ratio=crop_ratio,
             hflip_prob=self.random_flip.horizontal_prob if self.random_flip else 0.0,
+            vflip_prob=self.random_flip.vertical_prob if self.random_flip else 0.0,
+            rotation_prob=self.random_rotation.prob if self.random_rotation else 0.0,
+            rotation_degrees=self.random_rotation.range() if self.random_rotation else (0.0, 0.0),
             color_jitter=self.color_jitter.to_view() if self.color_jitter else None,
             grayscale_prob=self.random_gray_scale or 0.0,
             blur_prob=blur_prob,
