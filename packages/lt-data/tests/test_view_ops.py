@@ -51,6 +51,17 @@ DINO = [
 ]
 
 
+def turning(recipe: list[ViewConfig]) -> list[ViewConfig]:
+    """``recipe`` with LightlyTrain's ``random_flip.vertical_prob=0.5`` and
+    ``random_rotation={"prob": 0.5, "degrees": 30}`` in every view."""
+    return [
+        dataclasses.replace(
+            cfg, vflip_prob=0.5, rotation_prob=0.5, rotation_degrees=(-30.0, 30.0)
+        )
+        for cfg in recipe
+    ]
+
+
 def top_level_ops(fn: Callable[[], Any]) -> int:
     """Operators one call dispatches from Python: the profiler's operator events (names
     ``aten::...``, and ``torchvision::roi_align``) that are not nested in another operator
@@ -79,6 +90,8 @@ def small(recipe: list[ViewConfig], side: int) -> list[ViewConfig]:
 # Accelerator kernels: each op is a launch, so the count bounds the host time of a call.
 # CPU kernels (32 px): more, cheaper ops (binary instead of ternary, no remainder); a CPU op
 # costs its pass over the data, and the count only guards against ops per view or per image.
+# The vertical flip adds no op; a rotation (measured, per view size): 16 on an accelerator
+# (the crop becomes a grid_sample: SimCLR 59 -> 75, DINO 119 -> 151), 5 on the CPU.
 @pytest.mark.parametrize(
     ("recipe", "cpu_kernels", "side", "limit"),
     [
@@ -86,8 +99,21 @@ def small(recipe: list[ViewConfig], side: int) -> list[ViewConfig]:
         (DINO, False, 64, 150),
         (small(SIMCLR, 32), True, 32, 120),
         (small(DINO, 32), True, 32, 230),
+        (turning(SIMCLR), False, 64, 76),
+        (turning(DINO), False, 64, 152),
+        (turning(small(SIMCLR, 32)), True, 32, 120),
+        (turning(small(DINO, 32)), True, 32, 230),
     ],
-    ids=["simclr", "dino", "simclr-cpu-32px", "dino-cpu-32px"],
+    ids=[
+        "simclr",
+        "dino",
+        "simclr-cpu-32px",
+        "dino-cpu-32px",
+        "simclr-turned",
+        "dino-turned",
+        "simclr-turned-cpu-32px",
+        "dino-turned-cpu-32px",
+    ],
 )
 def test_op_count_is_small_and_independent_of_the_batch_size(
     recipe: list[ViewConfig], cpu_kernels: bool, side: int, limit: int
@@ -102,7 +128,11 @@ def test_op_count_is_small_and_independent_of_the_batch_size(
     assert counts[0] == counts[1] <= limit, counts
 
 
-@pytest.mark.parametrize("recipe", [SIMCLR, DINO], ids=["simclr", "dino"])
+@pytest.mark.parametrize(
+    "recipe",
+    [SIMCLR, DINO, turning(SIMCLR), turning(DINO)],
+    ids=["simclr", "dino", "simclr-turned", "dino-turned"],
+)
 @pytest.mark.parametrize("side", [32, 96])
 def test_cpu_and_accelerator_kernels_make_the_same_views(
     recipe: list[ViewConfig], side: int
@@ -214,7 +244,7 @@ def sample(cfg: ViewConfig, rows: int, height: int, width: int) -> dict[str, tor
     rois, misc = ops.draw_params(c, CPU)
     x1, y1, x2, y2 = (rois[:, i] * width for i in range(1, 5))
     out = {"b": rois[:, 0], "w": (x2 - x1).abs(), "h": y2 - y1, "flip": (x1 > x2).float()}
-    out |= {"x": torch.minimum(x1, x2), "y": y1}
+    out |= {"x": torch.minimum(x1, x2), "y": torch.minimum(y1, y2), "vflip": (y1 > y2).float()}
     plan = make_plan(cfg.size, [cfg], [0])
     if plan.misc:
         raw = dict(zip(plan.misc, misc[:, :, 0].unbind(-1)))
@@ -280,6 +310,33 @@ def test_crop_fallback_is_torchvisions_central_crop() -> None:
     # torchvision: in_ratio 2 > 4/3, so h = H = 60, w = round(60 * 4/3) = 80, centered.
     for key, value in {"w": 80.0, "h": 60.0, "x": 20.0, "y": 0.0}.items():
         assert (p[key] - value).abs().max() < 1e-3, key
+
+
+def test_vertical_flip_and_rotation_parameters() -> None:
+    torch.manual_seed(5)
+    cfg = ViewConfig(
+        size=(32, 32),
+        vflip_prob=0.3,
+        rotation_prob=0.6,
+        rotation_degrees=(-20.0, 50.0),
+        color_jitter=None,
+        grayscale_prob=0.0,
+    )
+    p = sample(cfg, 40_000, 48, 64)  # not square: the flip's corner is a mask times H / W
+    assert torch.equal(p["raw_rotate"][:, 0], p["rotate"][:, 0])
+    for key, prob in {"vflip": 0.3, "rotate": 0.6}.items():
+        value = p[key] if p[key].ndim == 1 else p[key][:, 0]
+        assert torch.equal(value, value.round()), key  # exactly 0 or 1
+        assert abs(value.mean() - prob) < 0.01, key
+    # The box keeps its size and position with the flip (y is the top edge either way).
+    assert (p["y"] >= 0).all() and (p["y"] + p["h"] <= 48 + 1e-3).all()
+    trig = ops.rotation(p["angle"].view(-1, 3, 1, 1)).view(-1, 3)
+    turned = p["rotate"][:, 0] == 1
+    assert (trig[~turned] == torch.tensor([1.0, 1.0, 0.0])).all()  # exactly no turn
+    assert (trig[turned, 0] == 1).all()
+    degrees = torch.rad2deg(torch.atan2(trig[turned, 2], trig[turned, 1]))
+    assert degrees.min() >= -20.0 - 1e-3 and degrees.max() <= 50.0 + 1e-3
+    assert abs(degrees.mean() - 15.0) < 0.5 and abs(degrees.std() - 70 / math.sqrt(12)) < 0.5
 
 
 def test_probabilities_and_factor_ranges() -> None:

@@ -312,3 +312,116 @@ def test_augment_module_moves_with_the_transform_and_may_work_in_place() -> None
     assert_close(a, f)
     assert_close(b, f.transpose(-1, -2))
     assert_close(c, f.clamp(0.0, 0.5))
+
+
+def whole(height: int, width: int, **extra: Any) -> ViewConfig:
+    """A view of the whole ``height x width`` image at its size, not normalized."""
+    ratio = (width / height, width / height)
+    return ViewConfig(**{**PLAIN, "size": (height, width), "crop_ratio": ratio, **extra})
+
+
+KERNEL_SETS = pytest.mark.parametrize("cpu_kernels", [True, False], ids=["cpu", "accelerator"])
+
+
+@KERNEL_SETS
+@pytest.mark.parametrize(("height", "width"), [(32, 32), (24, 40), (40, 24)])
+def test_vertical_flip_is_torchvisions(cpu_kernels: bool, height: int, width: int) -> None:
+    # Exact up to float32 rounding of the sample positions (y in units of the width on the
+    # CPU; measured: up to 2e-6 on non-square images, 0 on square ones).
+    x = torch.randint(0, 256, (4, 3, height, width), dtype=torch.uint8)
+    f = x.float() / 255
+    for extra, expected in [
+        ({"vflip_prob": 1.0}, TF.vertical_flip(f)),
+        ({"vflip_prob": 1.0, "hflip_prob": 1.0}, TF.horizontal_flip(TF.vertical_flip(f))),
+        ({"vflip_prob": 0.0}, f),
+    ]:
+        transform = build_view_transform([whole(height, width, **extra)])
+        transform._cpu_kernels = cpu_kernels
+        (view,) = transform(x)
+        assert_close(view, expected, atol=1e-5)
+
+
+def turned(f: torch.Tensor, degrees: float) -> torch.Tensor:
+    """torchvision's bilinear rotation (counter-clockwise for positive degrees)."""
+    return TF.rotate(f, degrees, interpolation=TF.InterpolationMode.BILINEAR)
+
+
+def disk(height: int, width: int, margin: float = 1.5) -> torch.Tensor:
+    """The pixels whose rotation stays inside the image (torchvision fills 0 outside)."""
+    i = torch.arange(height).view(-1, 1) + 0.5 - height / 2
+    j = torch.arange(width).view(1, -1) + 0.5 - width / 2
+    return (i**2 + j**2).sqrt() <= min(height, width) / 2 - margin
+
+
+@KERNEL_SETS
+@pytest.mark.parametrize("degrees", [-90.0, -33.0, 10.0, 45.0, 137.0])
+def test_rotation_is_torchvisions_rotate(cpu_kernels: bool, degrees: float) -> None:
+    # The whole image at its size: a rotation of the image itself. torchvision samples the
+    # same positions (affine_grid + grid_sample); float32 rounding of the positions, times
+    # the local slope (<= 1 per px): measured 2e-6.
+    x = torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8)
+    f = x.float() / 255
+    cfg = whole(32, 32, rotation_prob=1.0, rotation_degrees=(degrees, degrees))
+    transform = build_view_transform([cfg])
+    transform._cpu_kernels = cpu_kernels
+    (view,) = transform(x)
+    inside = disk(32, 32)
+    assert_close(view * inside, turned(f, degrees) * inside, atol=1e-5)
+    # Flips come first (LightlyTrain's order): the rotation of the flipped image.
+    cfg = dataclasses.replace(cfg, hflip_prob=1.0, vflip_prob=1.0)
+    flipped = build_view_transform([cfg])
+    flipped._cpu_kernels = cpu_kernels
+    expected = turned(TF.horizontal_flip(TF.vertical_flip(f)), degrees)
+    assert_close(flipped(x)[0] * inside, expected * inside, atol=1e-5)
+
+
+@KERNEL_SETS
+def test_rotation_of_a_non_square_view_turns_its_pixels(cpu_kernels: bool) -> None:
+    # A 24 x 40 view of a 24 x 40 image, turned by 90 degrees about its center: the central
+    # 24 x 24 square is the square's own rotation (torchvision's, on that square).
+    x = torch.randint(0, 256, (2, 3, 24, 40), dtype=torch.uint8)
+    cfg = whole(24, 40, rotation_prob=1.0, rotation_degrees=(90, 90))
+    transform = build_view_transform([cfg])
+    transform._cpu_kernels = cpu_kernels
+    (view,) = transform(x)
+    square = x.float()[..., 8:32] / 255
+    assert_close(view[..., 8:32], turned(square, 90.0), atol=1e-5)
+    assert_close(view[..., 8:32], square.rot90(1, dims=(-2, -1)), atol=1e-5)
+
+
+@KERNEL_SETS
+def test_rotation_with_probability_0_or_a_range_of_0_changes_nothing(cpu_kernels: bool) -> None:
+    x = torch.randint(0, 256, (4, 3, 24, 40), dtype=torch.uint8)
+    for extra in [
+        {"rotation_prob": 0.0, "rotation_degrees": (-90.0, 90.0)},
+        {"rotation_prob": 1.0, "rotation_degrees": (0.0, 0.0)},
+    ]:
+        transform = build_view_transform([whole(24, 40, **extra)])
+        transform._cpu_kernels = cpu_kernels
+        assert not transform.plans[0].rotate
+        assert_close(transform(x)[0], x.float() / 255)
+
+
+@KERNEL_SETS
+def test_vertical_flip_probability(cpu_kernels: bool) -> None:
+    torch.manual_seed(7)
+    x = torch.tensor([0, 255], dtype=torch.uint8).view(1, 1, 2, 1).expand(8000, 3, 2, 1)
+    for prob in (0.0, 0.3, 1.0):
+        transform = build_view_transform([whole(2, 1, vflip_prob=prob)])
+        transform._cpu_kernels = cpu_kernels
+        (view,) = transform(x.contiguous())
+        flipped = view[:, 0, 0, 0] == 1
+        assert torch.equal(view[:, 0, 0, 0], flipped.float())  # exactly flipped or not
+        assert abs(flipped.float().mean() - prob) < 0.02
+
+
+def test_rotation_and_vertical_flip_config_errors() -> None:
+    with pytest.raises(ConfigError, match=r"ViewConfig.vflip_prob must be in \[0, 1\]"):
+        ViewConfig(size=(8, 8), vflip_prob=1.5)
+    with pytest.raises(ConfigError, match=r"ViewConfig.rotation_prob must be in \[0, 1\]"):
+        ViewConfig(size=(8, 8), rotation_prob=-0.1)
+    for degrees in [(30.0, -30.0), (-400.0, 0.0), (0.0, float("nan")), (1.0,)]:
+        with pytest.raises(ConfigError, match=r"rotation_degrees must be \(low, high\)"):
+            ViewConfig(size=(8, 8), rotation_degrees=degrees)  # type: ignore[arg-type]
+    assert not ViewConfig(size=(8, 8), rotation_prob=1.0).rotates  # a range of 0
+    assert ViewConfig(size=(8, 8), rotation_prob=1.0, rotation_degrees=(0, 5)).rotates
