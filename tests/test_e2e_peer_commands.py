@@ -143,7 +143,8 @@ def test_documented_python_calls_run_unchanged(docs_folder: Path) -> None:
                 "min_ratio": 0.75,
                 "max_ratio": 1.33,
             },
-            "random_flip": {"horizontal_prob": 0.7, "vertical_prob": 0.0},
+            "random_flip": {"horizontal_prob": 0.7, "vertical_prob": 0.2},
+            "random_rotation": {"prob": 0.5, "degrees": 30},
             "color_jitter": {
                 "prob": 0.8,
                 "strength": 2.0,
@@ -172,6 +173,8 @@ def test_documented_python_calls_run_unchanged(docs_folder: Path) -> None:
         method="dino",
         transform_args={
             "image_size": (32, 32),
+            "random_flip": {"vertical_prob": 0.5},
+            "random_rotation": {"prob": 0.5, "degrees": (-10, 45)},
             "global_view_1": {"gaussian_blur": {"prob": 0.1}, "solarize": {"prob": 0.2}},
             "local_view": {
                 "num_views": 2,

@@ -19,6 +19,9 @@ PEER_EXAMPLES: list[dict[str, Any]] = [
     {"random_resize": {"min_scale": 0.2, "max_scale": 1.0, "min_ratio": 0.75, "max_ratio": 1.33}},
     {"random_flip": {"horizontal_prob": 0.7, "vertical_prob": 0.0}},
     {"random_rotation": {"prob": 0.0, "degrees": 30}},
+    {"random_flip": {"horizontal_prob": 0.5, "vertical_prob": 0.5}},
+    {"random_rotation": {"prob": 0.5, "degrees": 30}},
+    {"random_rotation": {"prob": 1.0, "degrees": [-10, 45], "interpolation": 1}},
     {
         "color_jitter": {
             "prob": 0.8,
@@ -66,8 +69,8 @@ def test_none_disables_a_block(name: str, key: str) -> None:
     first = recipe[0]
     disabled = {
         "random_resize": first.crop_scale == (1.0, 1.0),
-        "random_flip": first.hflip_prob == 0.0,
-        "random_rotation": True,
+        "random_flip": first.hflip_prob == first.vflip_prob == 0.0,
+        "random_rotation": first.rotation_prob == 0.0 and not first.rotates,
         "color_jitter": first.color_jitter is None,
         "random_gray_scale": first.grayscale_prob == 0.0,
         "gaussian_blur": first.blur_prob == 0.0,
@@ -81,12 +84,24 @@ def test_none_disables_a_block(name: str, key: str) -> None:
     ("values", "message"),
     [
         (
-            {"random_flip": {"vertical_prob": 0.2}},
-            r"transform_args\.random_flip\.vertical_prob=0\.2 is not supported yet",
+            {"random_flip": {"vertical_prob": 1.2}},
+            r"transform_args\.random_flip\.vertical_prob must be a probability",
         ),
         (
-            {"random_rotation": {"prob": 1.0, "degrees": 15}},
-            r"transform_args\.random_rotation\.prob=1\.0 is not supported yet.*cannot rotate",
+            {"random_rotation": {"prob": 1.5, "degrees": 15}},
+            r"transform_args\.random_rotation\.prob must be a probability",
+        ),
+        (
+            {"random_rotation": {"prob": 0.5, "degrees": -15}},
+            r"transform_args\.random_rotation\.degrees must be an angle d in \[0, 360\].*-15",
+        ),
+        (
+            {"random_rotation": {"prob": 0.5, "degrees": [30, -30]}},
+            r"random_rotation\.degrees must be .*got \(30\.0, -30\.0\)",
+        ),
+        (
+            {"random_rotation": {"prob": 0.5, "degrees": 400}},
+            r"random_rotation\.degrees must be an angle d in \[0, 360\]",
         ),
         (
             {"solarize": {"prob": 0.2, "threshold": 0.7}},
@@ -111,3 +126,22 @@ def test_none_disables_a_block(name: str, key: str) -> None:
 def test_invalid_or_unsupported(name: str, values: dict[str, Any], message: str) -> None:
     with pytest.raises((ConfigError, TypeError), match=message):
         _build(name, values)
+
+
+@pytest.mark.parametrize("name", METHODS)
+def test_flip_and_rotation_reach_every_view(name: str) -> None:
+    recipe = _build(
+        name,
+        {
+            "random_flip": {"horizontal_prob": 0.6, "vertical_prob": 0.3},
+            "random_rotation": {"prob": 0.4, "degrees": 25},
+        },
+    )
+    for view in recipe:  # DINO: the global and the local views alike (LightlyTrain's too)
+        assert (view.hflip_prob, view.vflip_prob) == (0.6, 0.3)
+        assert view.rotation_prob == 0.4 and view.rotation_degrees == (-25.0, 25.0)
+        assert view.rotates
+    (view, *_) = _build(name, {"random_rotation": {"prob": 1.0, "degrees": (-5, 40)}})
+    assert view.rotation_degrees == (-5.0, 40.0)
+    (view, *_) = _build(name, {})  # the defaults: neither
+    assert view.vflip_prob == view.rotation_prob == 0.0 and not view.rotates
