@@ -55,9 +55,7 @@ def turning(recipe: list[ViewConfig]) -> list[ViewConfig]:
     """``recipe`` with LightlyTrain's ``random_flip.vertical_prob=0.5`` and
     ``random_rotation={"prob": 0.5, "degrees": 30}`` in every view."""
     return [
-        dataclasses.replace(
-            cfg, vflip_prob=0.5, rotation_prob=0.5, rotation_degrees=(-30.0, 30.0)
-        )
+        dataclasses.replace(cfg, vflip_prob=0.5, rotation_prob=0.5, rotation_degrees=(-30.0, 30.0))
         for cfg in recipe
     ]
 
