@@ -171,6 +171,29 @@ def _world_size(config: TrainConfig, accelerator: str) -> int:
     return world_size
 
 
+def _check_min_batch(method_cls: type[Method], batch_size: int, world_size: int) -> None:
+    """The batch that one forward of the method's loss sees must hold at least
+    ``method_cls.min_batch_size`` images: the global batch when the loss gathers over
+    processes (SimCLR), else each process's share."""
+    need = method_cls.min_batch_size
+    seen = batch_size if method_cls.gathers_batch else batch_size // world_size
+    if seen >= need:
+        return
+    fix = -(-need // world_size) * world_size if method_cls.gathers_batch else need * world_size
+    where = (
+        f"batch_size={batch_size}"
+        if world_size == 1 or method_cls.gathers_batch
+        else f"{seen} per process (batch_size={batch_size} over {world_size} processes)"
+    )
+    raise ConfigError(
+        f"method='{method_cls.name}' needs at least {need} images in a batch to learn "
+        f"anything (its loss compares each image with the others of the batch"
+        f"{', gathered over all processes' if method_cls.gathers_batch else ''}), got "
+        f"{where}; it would train at a constant loss. Fix: batch_size={fix} or "
+        "more (hundreds are typical)."
+    )
+
+
 def plan_run(config: TrainConfig) -> Plan:
     """Check every option, the out folder and the data; resolve every derived value.
 
@@ -203,6 +226,7 @@ def plan_run(config: TrainConfig) -> Plan:
     precision = resolve_precision(config.precision, accelerator)
     decode = _decode(config.decode, accelerator)
     world_size = _world_size(config, accelerator)
+    _check_min_batch(method_cls, config.batch_size, world_size)
     reading = SourceOptions(
         decode_size=(1, 1),  # (not needed to count)
         micro_batch=config.batch_size // world_size,
