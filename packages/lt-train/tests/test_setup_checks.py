@@ -114,3 +114,53 @@ def test_checkpoint_that_does_not_fit_is_one_short_line(tmp_path: Path) -> None:
     other = {"model.x": torch.zeros(1)}
     with pytest.raises(ConfigError, match=r"\d+ of its \d+ model weights .* more; -v"):
         _load_init_weights(method, {"kind": "checkpoint", "state": other}, "x.ckpt")
+
+
+def test_plain_torchvision_and_timm_models_are_wrapped() -> None:
+    import torchvision
+
+    from lt_train._models._timm import TimmWrapper
+    from lt_train._models._torchvision import TorchvisionWrapper
+    from lt_train._setup import resolve_model
+
+    for build in (torchvision.models.resnet18, torchvision.models.shufflenet_v2_x0_5):
+        model = build()
+        wrapper = resolve_model(model)
+        assert isinstance(wrapper, TorchvisionWrapper) and wrapper.get_model() is model
+    timm = pytest.importorskip("timm")
+    model = timm.create_model("resnet18", pretrained=False)
+    wrapper = resolve_model(model)
+    assert isinstance(wrapper, TimmWrapper) and wrapper.get_model() is model
+    assert resolve_model(Tiny()).__class__ is Tiny  # a wrapper passes through
+
+
+def test_unknown_plain_model_names_the_known_classes() -> None:
+    from lt_core import WrapperTypeError
+    from lt_train._setup import resolve_model
+
+    with pytest.raises(WrapperTypeError, match=r"torch\.nn\.modules\.conv\.Conv2d.*ResNet.*timm"):
+        resolve_model(torch.nn.Conv2d(3, 4, 3))
+
+
+def test_run_of_a_plain_resnet_exports_its_weights(tmp_path: Path) -> None:
+    import torchvision
+
+    from lt_train import train
+
+    model = torchvision.models.resnet18()
+    data = write_images(tmp_path / "data", 8)
+    out = train(tiny_config(tmp_path / "out", data, model=model))
+    exported = torch.load(out / "exported_models" / "exported_last.pt", weights_only=True)
+    assert exported.keys() == model.state_dict().keys()
+    assert all(torch.equal(v, model.state_dict()[k].cpu()) for k, v in exported.items())
+
+
+def test_auto_epochs_above_the_peers_100_are_said_at_the_start(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    data = write_images(tmp_path / "data", 16)
+    with caplog.at_level("WARNING", logger="lt_train"):
+        plan = plan_run(tiny_config(tmp_path / "out", data, epochs="auto"))
+    assert plan.epochs == 1000
+    assert "epochs='auto' runs 1000 epochs of 2 steps on 16 images" in caplog.text
+    assert "lightly-train 0.18.0 runs 100" in caplog.text
