@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import io
+import os
 import shutil
 import signal
 import sys
@@ -79,3 +80,50 @@ def _sigint_handler_unchanged(request: pytest.FixtureRequest) -> Iterator[None]:
             f"{request.node.nodeid} changed the SIGINT handler from {before!r} to {after!r}",
             stacklevel=1,
         )
+
+
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid``, read from /proc (Linux; elsewhere none)."""
+    found = []
+    for entry in os.listdir("/proc") if os.path.isdir("/proc") else []:
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    stat = f.read()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry))
+    return found
+
+
+def kill_descendants() -> list[int]:
+    """SIGKILL every process this test process started, and theirs (a ``lightly-train``
+    subprocess, its DDP children and loader workers); return their ids."""
+    killed, todo = [], _children(os.getpid())
+    while todo:
+        pid = todo.pop()
+        todo += _children(pid)  # before the kill: an orphan would move to init
+        try:
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+        except OSError:
+            pass
+    return killed
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """An interrupted ``nox`` (Ctrl-C: SIGINT to the whole group, then nox's SIGTERM and
+    SIGKILL within a second) leaves no test subprocess behind: SIGTERM kills the
+    subprocesses at once, then interrupts pytest like Ctrl-C."""
+
+    def on_sigterm(signum: int, frame: object) -> None:
+        kill_descendants()
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """After Ctrl-C (or any end), no subprocess of the tests outlives the session."""
+    kill_descendants()

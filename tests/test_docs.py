@@ -15,6 +15,8 @@ Skip convention: a block whose opening fence is directly preceded by the line
 
 from __future__ import annotations
 
+import ast
+import builtins
 import os
 import re
 import runpy
@@ -51,6 +53,51 @@ def test_doc_page_runs(page: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPat
     for i, block in enumerate(_runnable_blocks(page)):
         code = compile(block, f"{page}:block{i}", "exec")
         exec(code, namespace)
+
+
+def _undefined_names(code: str) -> set[str]:
+    """Names that ``code`` reads but neither imports, assigns, defines nor takes as a
+    parameter anywhere (scope-blind, so it errs towards accepting)."""
+    tree = ast.parse(code)
+    defined, used = set(dir(builtins)), set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name):
+            (used if isinstance(node.ctx, ast.Load) else defined).add(node.id)
+        elif isinstance(node, ast.Import | ast.ImportFrom):
+            defined.update((a.asname or a.name).split(".")[0] for a in node.names)
+        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            defined.add(node.name)
+        elif isinstance(node, ast.arg):
+            defined.add(node.arg)
+        elif isinstance(node, ast.ExceptHandler) and node.name:
+            defined.add(node.name)
+    return used - defined
+
+
+def _defined_classes_and_functions(code: str) -> set[str]:
+    tree = ast.parse(code)
+    kinds = ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef
+    return {node.name for node in tree.body if isinstance(node, kinds)}
+
+
+def _blocks_with_earlier_definitions() -> list[object]:
+    params = []
+    for page in [ROOT / "README.md", *sorted(DOCS.rglob("*.md"))]:
+        earlier: set[str] = set()
+        for i, match in enumerate(BLOCK.finditer(page.read_text())):
+            code = match["code"]
+            params.append(pytest.param(code, frozenset(earlier), id=f"{page.name}:block{i}"))
+            earlier |= _defined_classes_and_functions(code)
+    return params
+
+
+@pytest.mark.parametrize(("code", "earlier"), _blocks_with_earlier_definitions())
+def test_every_block_imports_what_it_uses(code: str, earlier: frozenset[str]) -> None:
+    """Each ```python block, skipped ones too, imports every module and name it uses and
+    assigns every variable, so it runs when pasted alone; only a class or function that
+    an earlier block of the page defines (a wrapper written out once) may be reused. The
+    page test above runs a page's blocks in one namespace and would not notice."""
+    assert not _undefined_names(code) - earlier
 
 
 def test_skip_marker_skips_only_the_next_block() -> None:

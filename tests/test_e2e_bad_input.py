@@ -118,7 +118,7 @@ CASES = [
     pytest.param(
         lambda t, img: dict(data=img, model=nn.Linear(3, 3)),
         WrapperTypeError,
-        "missing the wrapper method",
+        "neither a model wrapper .* nor a model of a known class \\(torchvision.models.ResNet",
         id="plain-module",
     ),
     pytest.param(

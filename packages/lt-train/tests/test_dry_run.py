@@ -75,3 +75,17 @@ def test_model_without_convolutions_is_left_alone() -> None:
             return {"features": y}
 
     assert dry_run(Linear(), [(8, 8)], channels_last=True) == torch.contiguous_format
+
+
+def test_invalid_wrapper_logs_no_channels_last_notice(caplog: pytest.LogCaptureFixture) -> None:
+    w = Wrapper(use_view=False, dim=5)
+    with caplog.at_level("INFO", logger="lt_train"), pytest.raises(WrapperError):
+        dry_run(w, [(8, 8)], channels_last=True)
+    assert "channels-last" not in caplog.text  # the error is shown once, as itself
+
+
+def test_channels_last_notice_is_one_short_line(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level("INFO", logger="lt_train"):
+        dry_run(Wrapper(use_view=True), [(8, 8)], channels_last=True)
+    (notice,) = [r.getMessage() for r in caplog.records if "channels-last" in r.getMessage()]
+    assert "\n" not in notice and len(notice) < 300

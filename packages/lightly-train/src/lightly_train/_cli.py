@@ -7,16 +7,13 @@ import inspect
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from lt_core import (
-    ConfigError,
-    LightlyTrainError,
-    LossNotFiniteError,
-    TrainingInterrupted,
-    closest_match_hint,
-)
+from lightly_train import _early
+
+# Nothing here imports torch before the early checks (lightly_train._early): lt_core and
+# the commands are imported in main() once the options passed them.
 
 __all__ = ["main", "parse_key_values"]
 
@@ -41,7 +38,8 @@ def _asks_help(rest: list[str]) -> bool:
 USAGE = """\
 Usage:
   lightly-train train out=OUT data=DATA model=MODEL [key=value ...]   (or: pretrain)
-  lightly-train export out=FILE checkpoint=CKPT [part=model format=torch_state_dict]
+  lightly-train export out=FILE checkpoint=CKPT [part=model|embedding_model|wrapped_model]
+                                [format=package_default|torch_state_dict|torch_model|onnx]
   lightly-train embed out=FILE data=DATA checkpoint=CKPT [format=torch|csv|lightly_csv|parquet]
   lightly-train make-shards data=DATA out=OUT [max_count=10000 max_size=3e9]
                                 pack an image folder into WebDataset tar shards
@@ -49,6 +47,7 @@ Usage:
   lightly-train COMMAND help    the options of one command; -v for debug output
   lightly-train list_models     model names accepted by model=
   lightly-train list_methods    method names accepted by method=
+  lightly-train --version       the installed version
 
 Nested options use dots, lists use brackets:
   lightly-train train out=out/my_experiment data=my_data_dir model=torchvision/resnet18 \\
@@ -70,7 +69,17 @@ def parse_value(text: str) -> Any:
 
 
 def parse_key_values(args: Sequence[str]) -> dict[str, Any]:
-    """Turn ``["a=1", "b.c=[1,2]"]`` into ``{"a": 1, "b": {"c": [1, 2]}}``."""
+    """Turn ``["a=1", "b.c=[1,2]"]`` into ``{"a": 1, "b": {"c": [1, 2]}}``.
+
+    Raises:
+        ConfigError: An argument without ``=``, a key given twice.
+    """
+    from lt_core import ConfigError
+
+    return _parse(args, ConfigError)
+
+
+def _parse(args: Sequence[str], ConfigError: Callable[[str], Exception]) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for arg in args:
         key, sep, text = arg.partition("=")
@@ -93,11 +102,14 @@ def parse_key_values(args: Sequence[str]) -> dict[str, Any]:
 
 def _help(command: str = "train") -> str:
     from lightly_train import _train
+    from lt_methods import DEFAULT_METHOD
 
     doc = inspect.getdoc(_train.train) or ""
     signature = inspect.signature(_train.train)
+    real = {"method": DEFAULT_METHOD}  # None stands for these
     defaults = "\n".join(
         f"  {name}={'(required)' if p.default is inspect.Parameter.empty else repr(p.default)}"
+        f"{f'  ({real[name]})' if name in real and p.default is None else ''}"
         for name, p in signature.parameters.items()
         if p.kind is inspect.Parameter.KEYWORD_ONLY
     )
@@ -117,18 +129,12 @@ def _command_help(command: str) -> str:
 def _train_command(command: str, options: dict[str, Any]) -> None:
     from lightly_train import train
 
-    missing = [key for key in ("out", "data", "model") if key not in options]
-    if missing:
-        raise ConfigError(
-            f"{command} needs {', '.join(k + '=...' for k in missing)}, e.g. lightly-train "
-            f"{command} out=out/my_experiment data=my_data_dir model=torchvision/resnet18. "
-            f"'lightly-train {command} help' lists every option."
-        )
     train(**options)  # process 0 logs where the model was exported
 
 
 def _make_shards_command(options: dict[str, Any]) -> None:
     from lightly_train import make_shards
+    from lt_core import ConfigError
 
     unknown = set(options) - {"data", "out", "max_count", "max_size", "pattern", "progress"}
     if unknown:
@@ -152,6 +158,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if any(a in ("-v", "--verbose") for a in args):
         args = [a for a in args if a not in ("-v", "--verbose")]
         os.environ["LIGHTLY_TRAIN_LOG_LEVEL"] = "DEBUG"
+    if args and args[0] in ("--version", "-V", "version"):
+        print(f"lightly-train {_version()}")
+        return 0
     if not args or args[0] in ("help", "-h", "--help"):
         print(_help())
         return 0
@@ -159,16 +168,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     if command in COMMANDS and ((not rest and command in _NEED_OPTIONS) or _asks_help(rest)):
         print(_command_help(command))
         return 0
+    options: dict[str, Any] = {}
+    try:  # before torch is imported: a typo is answered at once
+        if command in _NEED_OPTIONS:
+            options = _parse(rest, _early.EarlyError)
+            _early.check(command, options)
+    except _early.EarlyError as e:
+        print(f"lightly-train: error: {e}", file=sys.stderr)
+        return 2
+    from lt_core import (
+        LightlyTrainError,
+        LossNotFiniteError,
+        TrainingInterrupted,
+        closest_match_hint,
+    )
+
     try:
         if command in ("train", "pretrain"):
-            _train_command(command, parse_key_values(rest))
+            _train_command(command, options)
         elif command in ("export", "embed"):
             from lightly_train import _cli_commands
 
             run = getattr(_cli_commands, f"{command}_command")
-            return int(run(parse_key_values(rest)))
+            return int(run(options))
         elif command in ("make-shards", "make_shards"):
-            _make_shards_command(parse_key_values(rest))
+            _make_shards_command(options)
         elif command == "list_models":
             from lightly_train import list_models
 
@@ -198,6 +222,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("lightly-train: stopped.", file=sys.stderr)
         return 130
     return 0
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("lightly-train")
+    except PackageNotFoundError:  # a source tree without its metadata
+        return "unknown"
 
 
 if __name__ == "__main__":

@@ -55,6 +55,12 @@ class Method(nn.Module, abc.ABC):
         default_lr: Base learning rate for a global batch of 256 images; the trainer uses
             ``default_lr * batch_size / 256``.
         default_weight_decay: Weight decay of all parameters except biases and norm layers.
+        min_batch_size: The fewest images one forward pass of the loss must see to learn
+            anything (SimCLR: 2, an image needs another as its negative); the trainer
+            rejects smaller batches before training.
+        gathers_batch: Whether the loss gathers the batches of all processes (SimCLR's
+            NT-Xent with ``gather_distributed=True``): then ``min_batch_size`` applies to
+            the global batch, otherwise to each process's share of it.
         model: The student embedding model (wrapper + embedding layer), the part that is
             exported after training.
         args: The method options, an instance of ``Args``.
@@ -73,6 +79,8 @@ class Method(nn.Module, abc.ABC):
     default_optimizer: ClassVar[str]
     default_lr: ClassVar[float]
     default_weight_decay: ClassVar[float]
+    min_batch_size: ClassVar[int] = 1
+    gathers_batch: ClassVar[bool] = False
 
     def __init__(self, model: EmbeddingModel, args: Any = None, transform_args: Any = None) -> None:
         super().__init__()

@@ -94,6 +94,9 @@ class SimCLR(Method):
     default_optimizer: ClassVar[str] = "sgd"
     default_lr: ClassVar[float] = 0.12
     default_weight_decay: ClassVar[float] = 5e-4
+    # NT-Xent needs a second image as negative; it gathers over processes (see __init__).
+    min_batch_size: ClassVar[int] = 2
+    gathers_batch: ClassVar[bool] = True
 
     args: SimCLRArgs
     transform_args: SimCLRTransformArgs

@@ -63,18 +63,33 @@ def _load_init_weights(method: Method, init: dict[str, Any], path: str | None) -
         model_keys = [k for k in own if k.startswith("model.")]
         missing_model = [k for k in model_keys if k not in same]
         if missing_model:
+            logger.debug("Model weights missing from or unlike %s: %s", path, missing_model)
             raise ConfigError(
                 f"checkpoint='{path}' does not fit this model: {len(missing_model)} of its "
-                f"{len(model_keys)} model weights are missing or of another shape (e.g. "
-                f"'{missing_model[0]}'). Fix: pass a checkpoint of the same model and embed_dim."
+                f"{len(model_keys)} model weights are missing or of another shape "
+                f"({_first(missing_model)}; {_ALL}). Fix: pass a checkpoint "
+                "of the same model and embed_dim."
             )
         method.load_state_dict(same, strict=False)
         result = None
         what = f"the model and {len(same) - len(model_keys)} method weights"
     if result is not None and (result.missing_keys or result.unexpected_keys):
+        missing, unexpected = result.missing_keys, result.unexpected_keys
+        logger.debug("Keys missing from %s: %s; unexpected: %s", path, missing, unexpected)
         raise ConfigError(
-            f"checkpoint='{path}' does not fit this model: missing keys "
-            f"{result.missing_keys[:5]}, unexpected keys {result.unexpected_keys[:5]}. Fix: "
-            "pass the export of the same model."
+            f"checkpoint='{path}' does not fit this model: {len(missing)} missing keys"
+            f"{f' ({_first(missing)})' if missing else ''}, {len(unexpected)} unexpected keys"
+            f"{f' ({_first(unexpected)})' if unexpected else ''}; {_ALL}. "
+            "Fix: pass the export of the same model."
         )
     logger.info("Initialized %s from %s.", what, path)
+
+
+# Nothing is written before the run starts, so the full key lists go to the debug log.
+_ALL = "-v or LIGHTLY_TRAIN_LOG_LEVEL=DEBUG lists them all"
+
+
+def _first(keys: list[str], count: int = 3) -> str:
+    """The first ``count`` of ``keys``, quoted, and how many more."""
+    shown = ", ".join(f"'{k}'" for k in keys[:count])
+    return shown + (f" and {len(keys) - count} more" if len(keys) > count else "")

@@ -131,8 +131,11 @@ class TrainConfig:
             self.out = os.fspath(self.out)
         if isinstance(self.checkpoint, os.PathLike):
             self.checkpoint = os.fspath(self.checkpoint)
-        if self.epochs != "auto" and self.epochs < 0:
-            raise ConfigError(f"epochs must be >= 0 or 'auto', got {self.epochs}.")
+        if self.epochs != "auto" and self.epochs < 1:
+            raise ConfigError(
+                f"epochs must be >= 1 or 'auto', got {self.epochs}: a run of 0 epochs would "
+                "export the untrained weights as if pretrained. Fix: epochs=1 or more."
+            )
         for name in (
             "batch_size",
             "num_nodes",

@@ -34,6 +34,7 @@ def dry_run(
         WrapperError: The wrapper does not follow the protocol (see
             :func:`lt_core.validate_wrapper`).
     """
+    failed: BaseException | None = None
     if channels_last and any(p.ndim == 4 for p in wrapper.parameters()):
         wrapper.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         try:
@@ -41,11 +42,19 @@ def dry_run(
                 validate_wrapper(wrapper, image_size=size, memory_format=torch.channels_last)
             return torch.channels_last
         except WrapperError as e:
-            logger.info(
-                "Model does not run in channels-last memory format (%s); using the default.",
-                e.__cause__ or e,
-            )
+            failed = e.__cause__ or e
             wrapper.to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]
-    for size in sizes:
+    for size in sizes:  # a wrapper that fails here too raises its error once, no notice
         validate_wrapper(wrapper, image_size=size)
+    if failed is not None:
+        logger.info(
+            "Model does not run in channels-last memory format (%s); using the default.",
+            _short(failed),
+        )
     return torch.contiguous_format
+
+
+def _short(error: BaseException, limit: int = 200) -> str:
+    """The first line of ``error``, at most ``limit`` characters."""
+    text = f"{type(error).__name__}: {error}".splitlines()[0]
+    return text if len(text) <= limit else text[: limit - 3] + "..."

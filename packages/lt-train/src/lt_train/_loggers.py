@@ -5,10 +5,13 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
+import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import urlparse
 
+from lt_core import ConfigError
 from lt_train._run_args import (
     JsonlLoggerArgs,
     LoggerArgs,
@@ -19,7 +22,7 @@ from lt_train._run_args import (
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["MetricLoggers", "check_logger_packages"]
+__all__ = ["MetricLoggers", "check_logger_packages", "check_mlflow_uri", "mlflow_tracking_uri"]
 
 _EXTRAS = {"mlflow": ("mlflow", "mlflow"), "wandb": ("wandb", "wandb")}
 
@@ -32,6 +35,50 @@ def check_logger_packages(args: LoggerArgs) -> None:
                 f"loggers.{name} needs the {module} package, which is not installed. Fix: "
                 f'pip install "lightly-train[{extra}]"'
             )
+    if args.mlflow is not None:
+        check_mlflow_uri(mlflow_tracking_uri(args.mlflow))
+
+
+# MLflow's stores by URI scheme: SQLAlchemy databases need the full mlflow package
+# (lightly-train[mlflow] installs mlflow-skinny, without sqlalchemy and alembic).
+_SQL_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql")
+_SERVER_SCHEMES = ("http", "https", "databricks", "databricks-uc", "uc")
+_URI_FORMS = (
+    "a folder ('mlruns', 'file:///abs/path/mlruns'), a database ('sqlite:///mlflow.db', "
+    "needs the full mlflow package: pip install mlflow), a tracking server "
+    "('http://host:5000') or 'databricks'"
+)
+
+
+def mlflow_tracking_uri(args: MLFlowLoggerArgs) -> str:
+    """``tracking_uri``, else ``$MLFLOW_TRACKING_URI``, else the folder ``./mlruns``."""
+    return args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or "file:./mlruns"
+
+
+def check_mlflow_uri(uri: str) -> None:
+    """Fail in one line, before the out folder is touched, on a tracking URI whose store
+    cannot work here. A folder (a plain path or ``file:``) is allowed although MLflow 3
+    put its file store in maintenance mode (``MLFLOW_ALLOW_FILE_STORE`` is set for it)."""
+    scheme = urlparse(uri).scheme.lower()
+    base = scheme.split("+")[0]
+    if scheme in ("", "file") or len(scheme) == 1:  # a path; "c:" is a Windows drive
+        os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+        return
+    if base in _SQL_SCHEMES:
+        missing = [m for m in ("sqlalchemy", "alembic") if importlib.util.find_spec(m) is None]
+        if missing:
+            raise ConfigError(
+                f"loggers.mlflow.tracking_uri='{uri}' is a database, which MLflow stores "
+                f"with {' and '.join(missing)}, not installed (lightly-train[mlflow] installs "
+                "mlflow-skinny). Fix: pip install mlflow, or use a folder "
+                "(tracking_uri='mlruns') or a tracking server ('http://host:5000')."
+            )
+        return
+    if base not in _SERVER_SCHEMES:
+        raise ConfigError(
+            f"loggers.mlflow.tracking_uri='{uri}' has the scheme '{scheme}', which MLflow "
+            f"does not store runs in. Valid: {_URI_FORMS}."
+        )
 
 
 class _Writer(Protocol):
@@ -95,10 +142,24 @@ class _TensorBoard:
 
 class _MLflow:
     def __init__(self, out: Path, args: MLFlowLoggerArgs, hparams: dict[str, Any]) -> None:
+        self._args = args
+        uri = mlflow_tracking_uri(args)
+        check_mlflow_uri(uri)
+        try:
+            self._start(uri, hparams)
+        except Exception as e:  # one line, not MLflow's traceback
+            first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+            raise ConfigError(
+                f"MLflow could not start a run at tracking_uri='{uri}': {type(e).__name__}: "
+                f"{first[:300]} Valid tracking URIs: {_URI_FORMS}."
+            ) from e
+        logger.info("Logging to MLflow run %s (%s).", self._run_id, uri)
+
+    def _start(self, uri: str, hparams: dict[str, Any]) -> None:
         from mlflow.tracking import MlflowClient
 
-        self._args = args
-        self._client = MlflowClient(tracking_uri=args.tracking_uri)
+        args = self._args
+        self._client = MlflowClient(tracking_uri=uri)
         if args.run_id is not None:
             self._run_id = args.run_id
         else:
@@ -118,7 +179,6 @@ class _MLflow:
             params = [Param(k, str(v)[:500]) for k, v in _flat(hparams).items()]
             for i in range(0, len(params), 100):
                 self._client.log_batch(self._run_id, params=params[i : i + 100])
-        logger.info("Logging to MLflow run %s (%s).", self._run_id, args.tracking_uri or "./mlruns")
 
     def log(self, metrics: dict[str, float], step: int) -> None:
         import time

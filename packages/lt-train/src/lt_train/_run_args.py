@@ -35,6 +35,13 @@ class JsonlLoggerArgs:
 
     flush_logs_every_n_steps: int = 1
 
+    def __post_init__(self) -> None:
+        if self.flush_logs_every_n_steps < 1:
+            raise ConfigError(
+                "loggers.jsonl.flush_logs_every_n_steps must be >= 1, got "
+                f"{self.flush_logs_every_n_steps}."
+            )
+
 
 @dataclass(kw_only=True)
 class TensorBoardLoggerArgs:
@@ -166,6 +173,12 @@ class ModelExportArgs:
     the end)."""
 
     every_n_epochs: int = 1
+
+    def __post_init__(self) -> None:
+        if self.every_n_epochs < 1:
+            raise ConfigError(
+                f"callbacks.model_export.every_n_epochs must be >= 1, got {self.every_n_epochs}."
+            )
 
 
 @dataclass(kw_only=True)

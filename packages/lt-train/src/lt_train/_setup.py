@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from lt_core import ConfigError, DataError, ViewConfig, from_dict, to_dict
+from lt_core import ConfigError, DataError, ViewConfig, WrapperTypeError, from_dict, to_dict
 from lt_data import DataListing, SourceOptions, auto_num_workers, list_data, resolve_decode_size
 from lt_methods import DEFAULT_METHOD, Method, get_method
 from lt_train._checkpoint import (
@@ -26,6 +26,7 @@ from lt_train._devices import local_processes, resolve_accelerator, resolve_prec
 from lt_train._dry_run import dry_run
 from lt_train._loggers import check_logger_packages
 from lt_train._models import get_model_wrapper
+from lt_train._models._known import KNOWN_CLASSES, looks_like_wrapper, wrap_known_model
 from lt_train._optim import scaled_lr
 from lt_train._run_dir import RunDir, check_out_dir
 from lt_train._stop import ignore_stop_signals
@@ -123,8 +124,9 @@ class Plan:
 
 
 def resolve_model(model: Any, model_args: dict[str, Any] | None = None) -> nn.Module:
-    """A model name or import path becomes its wrapper; a wrapper passes through
-    (validated later)."""
+    """A model name or import path becomes its wrapper; a plain model of a known class
+    (torchvision's ``resnet18()``, a timm model) is wrapped like its named model; a
+    wrapper passes through (validated later)."""
     if isinstance(model, str):
         return get_model_wrapper(model, model_args)
     if model_args:
@@ -138,7 +140,22 @@ def resolve_model(model: Any, model_args: dict[str, Any] | None = None) -> nn.Mo
             f"model must be a model name, an import path 'package.module:Wrapper' or an "
             f"nn.Module wrapper, got {type(model).__name__}."
         )
-    return model
+    if looks_like_wrapper(model):
+        return model
+    wrapper = wrap_known_model(model)
+    if wrapper is not None:
+        logger.info(
+            "Wrapped the %s model like its named models; the export holds its weights.",
+            type(model).__qualname__,
+        )
+        return wrapper
+    raise WrapperTypeError(
+        f"model is a {type(model).__module__}.{type(model).__qualname__}, which is neither a "
+        "model wrapper (get_model, forward_features, forward_pool, feature_dim) nor a model "
+        f"of a known class ({', '.join(KNOWN_CLASSES)}). Fix: wrap it in a class with those "
+        "four methods (docs/custom_models.md) or pass a model name such as "
+        "'torchvision/resnet18'."
+    )
 
 
 def check_model(wrapper: nn.Module, plan: Plan) -> None:
@@ -169,6 +186,29 @@ def _world_size(config: TrainConfig, accelerator: str) -> int:
             f"by the number of processes ({world_size})."
         )
     return world_size
+
+
+def _check_min_batch(method_cls: type[Method], batch_size: int, world_size: int) -> None:
+    """The batch that one forward of the method's loss sees must hold at least
+    ``method_cls.min_batch_size`` images: the global batch when the loss gathers over
+    processes (SimCLR), else each process's share."""
+    need = method_cls.min_batch_size
+    seen = batch_size if method_cls.gathers_batch else batch_size // world_size
+    if seen >= need:
+        return
+    fix = -(-need // world_size) * world_size if method_cls.gathers_batch else need * world_size
+    where = (
+        f"batch_size={batch_size}"
+        if world_size == 1 or method_cls.gathers_batch
+        else f"{seen} per process (batch_size={batch_size} over {world_size} processes)"
+    )
+    raise ConfigError(
+        f"method='{method_cls.name}' needs at least {need} images in a batch to learn "
+        f"anything (its loss compares each image with the others of the batch"
+        f"{', gathered over all processes' if method_cls.gathers_batch else ''}), got "
+        f"{where}; it would train at a constant loss. Fix: batch_size={fix} or "
+        "more (hundreds are typical)."
+    )
 
 
 def plan_run(config: TrainConfig) -> Plan:
@@ -203,6 +243,7 @@ def plan_run(config: TrainConfig) -> Plan:
     precision = resolve_precision(config.precision, accelerator)
     decode = _decode(config.decode, accelerator)
     world_size = _world_size(config, accelerator)
+    _check_min_batch(method_cls, config.batch_size, world_size)
     reading = SourceOptions(
         decode_size=(1, 1),  # (not needed to count)
         micro_batch=config.batch_size // world_size,
@@ -218,6 +259,14 @@ def plan_run(config: TrainConfig) -> Plan:
     )
     steps_per_epoch = data.steps_per_epoch(dataclasses.replace(reading, num_workers=num_workers))
     epochs = auto_epochs(steps_per_epoch) if config.epochs == "auto" else config.epochs
+    if config.epochs == "auto" and epochs > AUTO_EPOCHS[0]:
+        logger.warning(
+            "epochs='auto' runs %d epochs of %d steps on %d images (about %d optimizer steps, "
+            "at least %d epochs); lightly-train 0.18.0 runs %d. Pass epochs=... to choose, "
+            "e.g. epochs=%d for the peer's length.",
+            epochs, steps_per_epoch, num_images, AUTO_STEPS, AUTO_EPOCHS[0], AUTO_EPOCHS[0],
+            AUTO_EPOCHS[0],
+        )  # fmt: skip
     # Automatic method options (e.g. DINO's head size) follow the dataset and run length.
     method_args = method_cls.resolve_args(
         method_args, num_images=num_images, total_steps=epochs * steps_per_epoch

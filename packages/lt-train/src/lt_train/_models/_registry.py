@@ -11,6 +11,7 @@ from typing import Any
 from torch import nn
 
 from lt_core import ConfigError, closest_match_hint
+from lt_train._models._args import accepted_args, build_with_args
 from lt_train._models._timm import create_timm_wrapper, timm_names
 from lt_train._models._torchvision import create_torchvision_wrapper, torchvision_names
 
@@ -19,7 +20,7 @@ LIBRARIES = ("torchvision", "timm")
 
 def list_models() -> list[str]:
     """All model names accepted as ``model=``: ``torchvision/<name>`` for the ResNet, Wide
-    ResNet, ResNeXt, ConvNeXt, EfficientNet, MobileNet-V3 and RegNet families, and
+    ResNet, ResNeXt, ConvNeXt, EfficientNet, MobileNet-V3, RegNet and ShuffleNet-V2 families, and
     ``timm/<name>`` when timm is installed. Weights are random."""
     names = [f"torchvision/{n}" for n in torchvision_names()]
     if importlib.util.find_spec("timm") is not None:
@@ -93,10 +94,7 @@ def _import_wrapper(path: str, model_args: dict[str, Any]) -> nn.Module:
         target = getattr(target, part)
     if not callable(target):
         raise ConfigError(f"model='{path}' names {type(target).__name__}, not a class.")
-    try:
-        wrapper = target(**model_args)
-    except TypeError as e:
-        raise ConfigError(f"Cannot build model='{path}' with model_args={model_args}: {e}") from e
+    wrapper = build_with_args(path, target, model_args, accepted_args(target))
     if not isinstance(wrapper, nn.Module):
         raise ConfigError(
             f"model='{path}' built a {type(wrapper).__name__}, not a torch.nn.Module wrapper "

@@ -79,4 +79,10 @@ def create_timm_wrapper(name: str, model_args: dict[str, Any] | None = None) -> 
         raise ConfigError(
             f"Unknown timm model '{name}'.{closest_match_hint(name, timm.list_models())}"
         )
-    return TimmWrapper(timm.create_model(name, **{"pretrained": False, **(model_args or {})}))
+    from lt_train._models._args import build_with_args
+
+    def build(**kwargs: Any) -> nn.Module:
+        return timm.create_model(name, **kwargs)  # type: ignore[no-any-return]
+
+    model = build_with_args(f"timm/{name}", build, model_args or {}, None, {"pretrained": False})
+    return TimmWrapper(model)

@@ -49,6 +49,11 @@ def _features_attr(m: nn.Module) -> tuple[nn.Module, int]:  # ConvNeXt, Efficien
     return features, int(dim)
 
 
+def _shufflenet(m: nn.Module) -> tuple[nn.Module, int]:
+    parts = ("conv1", "maxpool", "stage2", "stage3", "stage4", "conv5")
+    return nn.Sequential(*(getattr(m, p) for p in parts)), m.fc.in_features  # type: ignore[union-attr]
+
+
 def _regnet(m: nn.Module) -> tuple[nn.Module, int]:
     return nn.Sequential(m.stem, m.trunk_output), m.fc.in_features  # type: ignore[union-attr]
 
@@ -62,6 +67,7 @@ FAMILIES: dict[str, Callable[[nn.Module], tuple[nn.Module, int]]] = {
     "efficientnet": _features_attr,
     "mobilenet_v3": _features_attr,
     "regnet": _regnet,
+    "shufflenet_v2": _shufflenet,
 }
 
 
@@ -88,10 +94,19 @@ def create_torchvision_wrapper(
     """Create torchvision model ``name`` (random weights unless ``model_args`` names
     ``weights``), wrapped for pretraining; ``model_args`` go to
     ``torchvision.models.get_model``."""
+    import typing
+
     import torchvision
+
+    from lt_train._models._args import accepted_args, build_with_args
 
     family = _family(name)
     assert family is not None
-    model = torchvision.models.get_model(name, **{"weights": None, **(model_args or {})})
+    builder = torchvision.models.get_model_builder(name)
+    model_class = typing.get_type_hints(builder).get("return")
+    accepted = accepted_args(builder, model_class) if isinstance(model_class, type) else None
+    model = build_with_args(
+        f"torchvision/{name}", builder, model_args or {}, accepted, {"weights": None}
+    )
     features, dim = FAMILIES[family](model)
     return TorchvisionWrapper(model, features, dim)
