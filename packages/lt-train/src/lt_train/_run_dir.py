@@ -182,7 +182,7 @@ class OutFolderLock:
         """The lock's record, ``{}`` if it is unreadable, ``None`` if there is no lock."""
         try:
             text = self.path.read_text(encoding="utf-8")
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             return None
         except OSError:
             return {}

@@ -45,8 +45,8 @@ class StopSignals:
 
     def _pass_on(self, signum: int, frame: FrameType | None) -> None:
         """Restore the previous handlers and let the signal act as without us."""
-        for sig, previous in self._previous.items():
-            signal.signal(sig, previous)
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
         previous = self._previous.get(signum, signal.SIG_DFL)
         if callable(previous):
             previous(signum, frame)  # default_int_handler: KeyboardInterrupt
@@ -73,14 +73,15 @@ class StopSignals:
         if threading.current_thread() is not threading.main_thread():
             yield self  # signal handlers can only be set in the main thread
             return
-        self._previous = {sig: signal.getsignal(sig) for sig in self.SIGNALS}
+        # (None: a handler not set from Python, which cannot be restored: the default)
+        self._previous = {int(sig): signal.getsignal(sig) or signal.SIG_DFL for sig in self.SIGNALS}
         for sig in self.SIGNALS:
             signal.signal(sig, self._handle)
         try:
             yield self
         finally:
-            for sig, previous in self._previous.items():
-                signal.signal(sig, previous)
+            for signum, previous in self._previous.items():
+                signal.signal(signum, previous)
             self._previous = {}
 
 

@@ -466,9 +466,8 @@ class Trainer:
         if not tensors:
             return
         with torch.no_grad():
-            peaks = torch.stack(
-                [p.float() for p in torch._foreach_norm(tensors, ord=math.inf)]  # type: ignore[attr-defined]
-            )
+            norms = torch._foreach_norm(tensors, ord=math.inf)  # max |x|: NaN and inf stay
+            peaks = torch.stack([p.float().to(self.fabric.device) for p in norms])
             bad = (~torch.isfinite(peaks)).any().to(torch.int64)
         if self.fabric.world_size > 1:
             torch.distributed.all_reduce(bad, op=torch.distributed.ReduceOp.MAX)
