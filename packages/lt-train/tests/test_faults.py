@@ -222,6 +222,17 @@ def test_stale_lock_of_a_dead_pid_or_a_reused_pid_is_taken_over(
     assert "Took over the lock" in caplog.text and f"pid {gone.pid}" in caplog.text
     lock.release()
     assert not (tmp_path / LOCK_NAME).exists()
+    # Killed but not yet waited for (a zombie): gone too.
+    zombie = subprocess.Popen(["true"])
+    stat = Path(f"/proc/{zombie.pid}/stat")
+    for _ in range(200):  # until it has exited (and is not waited for)
+        if not stat.exists() or stat.read_text().rsplit(")", 1)[-1].split()[0] == "Z":
+            break
+        time.sleep(0.05)
+    _lock_of(tmp_path, zombie.pid)
+    lock.acquire()
+    lock.release()
+    zombie.wait()
     # The pid lives, but it is another process than the one that wrote the lock.
     _lock_of(tmp_path, os.getppid(), start="1")
     lock.acquire()
