@@ -598,7 +598,7 @@ def export_model(wrapper: torch.nn.Module, path: Any) -> None:
     needed = torch_save_size(state)
     check_free_space(path.parent, needed, f"the export {path}")
     try:
-        atomic_torch_save(state, path, needed)
+        atomic_torch_save(state, path)
     except DiskFullError as e:
         note = "the earlier export is kept" if path.is_file() else "nothing was exported"
         raise e.with_note(note) from e.__cause__
