@@ -60,8 +60,7 @@ def test_interrupted_run_is_protected_and_named(tmp_path: Path) -> None:
     run.write_state("running", step=7, max_steps=20)
     with pytest.raises(ConfigError, match=r"interrupted run \(stopped at step 7 of 20\)"):
         check_out_dir(tmp_path, overwrite=False)
-    with pytest.raises(ConfigError, match="holds no checkpoint"):
-        check_out_dir(tmp_path, overwrite=False, resume=True)
+    check_out_dir(tmp_path, overwrite=False, resume=True)  # no checkpoint: from step 0
     run.last_checkpoint.write_bytes(b"x")
     check_out_dir(tmp_path, overwrite=False, resume=True)
     run.write_state("finished", step=20, max_steps=20)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import errno
 import inspect
 import json
 import os
@@ -216,7 +217,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"lightly-train: error: {e}", file=sys.stderr)
         return 2
     except OSError as e:  # e.g. a full disk: train.log has the details
-        print(f"lightly-train: error: {type(e).__name__}: {e}", file=sys.stderr)
+        # A full disk (lt_train's DiskFullError) is one line that names it; others keep
+        # their type.
+        text = str(e) if e.errno == errno.ENOSPC else f"{type(e).__name__}: {e}"
+        print(f"lightly-train: error: {text}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:  # a second Ctrl-C: stopped at once
         print("lightly-train: stopped.", file=sys.stderr)

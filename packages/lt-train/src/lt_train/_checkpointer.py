@@ -9,7 +9,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from lt_train._atomic import atomic_torch_save, fsync_dir
+from lt_train._atomic import (
+    DiskFullError,
+    atomic_torch_save,
+    check_free_space,
+    fsync_dir,
+    torch_save_size,
+)
 from lt_train._run_args import ModelCheckpointArgs
 
 logger = logging.getLogger(__name__)
@@ -41,6 +47,7 @@ class Checkpointer:
         self.epochs = epochs
         self.last_step = last_step
         self._last_time = time.monotonic()
+        self._low_space = False  # warned already (until a check finds room again)
 
     @property
     def last(self) -> Path:
@@ -69,10 +76,28 @@ class Checkpointer:
     def write(self, state: dict[str, Any]) -> Path:
         """Write ``state`` to ``last.ckpt`` atomically (and keep the numbered copies)."""
         args = self.args
-        path = self._write(state, args.save_top_k, args.filename or _DEFAULT_NAME)
+        needed = torch_save_size(state)
+        self._check_space(needed, f"the checkpoint of step {state['step']}")
+        try:
+            path = self._write(state, args.save_top_k, args.filename or _DEFAULT_NAME)
+        except DiskFullError as e:
+            if self.last_step is not None and self.last.is_file():
+                note = f"the last complete checkpoint, {self.last} (step {self.last_step}), is kept"
+            else:
+                note = "no checkpoint was written before it"
+            raise e.with_note(note) from e.__cause__
+        with contextlib.suppress(OSError):
+            needed = max(needed, self.last.stat().st_size)
+        self._check_space(needed, "the next checkpoint")
         if args.verbose:
             logger.info("Saved checkpoint %s (step %d).", path, state["step"])
         return path
+
+    def _check_space(self, needed: int, what: str) -> None:
+        """Warn once (until there is room again) when ``what`` will not fit."""
+        self._low_space = not check_free_space(
+            self.folder, needed, None if self._low_space else what
+        )
 
     def _write(self, state: dict[str, Any], keep: int, filename: str) -> Path:
         folder, last = self.folder, self.last

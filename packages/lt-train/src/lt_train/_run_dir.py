@@ -8,6 +8,8 @@ import json
 import logging
 import os
 import shutil
+import socket
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -18,7 +20,7 @@ from lt_train._atomic import atomic_write_text, remove_temp_files
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["PREVIOUS_PREFIX", "RUN_FILES", "RunDir", "check_out_dir"]
+__all__ = ["LOCK_NAME", "PREVIOUS_PREFIX", "RUN_FILES", "OutFolderLock", "RunDir", "check_out_dir"]
 
 # Everything a run writes, relative to the out folder. overwrite=True moves only these.
 RUN_FILES = (
@@ -33,6 +35,8 @@ RUN_FILES = (
 #: With overwrite=True the earlier run's files wait in ``<out>/<PREVIOUS_PREFIX><time>/``
 #: until the new run has written its first checkpoint.
 PREVIOUS_PREFIX = ".previous_run_"
+#: The lock file of the run that owns the out folder (see :class:`OutFolderLock`).
+LOCK_NAME = ".lock"
 
 
 class RunDir:
@@ -110,7 +114,7 @@ def check_out_dir(
         raise ConfigError(f"out='{out}' is a file, not a folder. Pass a folder path for out.")
     if resume:
         _check_resumable(run)
-    elif path.is_dir() and any(path.iterdir()) and not overwrite:
+    elif path.is_dir() and any(p.name != LOCK_NAME for p in path.iterdir()) and not overwrite:
         state = run.state()
         if state is not None and state.get("status") != "finished":
             raise ConfigError(
@@ -133,13 +137,10 @@ def check_out_dir(
 
 
 def _check_resumable(run: RunDir) -> None:
+    """A finished run cannot be resumed. A folder without a checkpoint (a run stopped
+    before its first one, or none yet) is fine: the run starts from step 0, so a requeue
+    script may always pass resume_interrupted=True."""
     state = run.state()
-    if not run.last_checkpoint.is_file():
-        raise ConfigError(
-            f"resume_interrupted=True, but '{run.root}' holds no checkpoint to resume from "
-            f"({run.last_checkpoint} is missing). Fix: pass the out folder of the "
-            "interrupted run, or drop resume_interrupted to start a new run."
-        )
     if state is not None and state.get("status") == "finished":
         raise ConfigError(
             f"The run in '{run.root}' finished (step {state.get('step')} of "
@@ -159,3 +160,192 @@ def _check_writable(folder: Path, out: str | Path) -> None:
         ) from e
     with contextlib.suppress(OSError):
         os.rmdir(probe)
+
+
+class OutFolderLock:
+    """The lock of the run that owns an out folder: ``<out>/.lock``, a small JSON file
+    (pid, host, process start, start time, command) created with ``O_CREAT | O_EXCL``,
+    which is atomic on local filesystems and on NFSv3 and later. Only the first process
+    of a run takes it.
+
+    A lock whose run is gone (same host, and its pid is not running or now belongs to a
+    process started at another time) is stale and taken over; a lock of another host is
+    never taken over: that run may still be running.
+    """
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        self.path = self.root / LOCK_NAME
+        self.held = False
+
+    def holder(self) -> dict[str, Any] | None:
+        """The lock's record, ``{}`` if it is unreadable, ``None`` if there is no lock."""
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        except OSError:
+            return {}
+        try:
+            record = json.loads(text)
+        except ValueError:
+            return {}
+        return record if isinstance(record, dict) else {}
+
+    def check(self) -> None:
+        """Fail if a live run holds the lock (nothing is written)."""
+        holder = self.holder()
+        if holder is not None and not _is_stale(holder, self.path):
+            raise ConfigError(self._held_message(holder))
+
+    def acquire(self) -> None:
+        """Take the lock (creating the out folder), taking over a stale one."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        record = _own_record()
+        data = (json.dumps(record, indent=2) + "\n").encode("utf-8")
+        for _ in range(3):
+            try:
+                fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            except FileExistsError:
+                holder = self.holder()
+                if holder is None:
+                    continue  # released meanwhile
+                if not _is_stale(holder, self.path):
+                    raise ConfigError(self._held_message(holder)) from None
+                self._take_over(holder)
+                continue
+            try:
+                os.write(fd, data)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            self.held = True
+            return
+        raise ConfigError(
+            f"Could not take the lock {self.path}: other runs keep taking it. Fix: start "
+            "one run per out folder."
+        )
+
+    def _take_over(self, holder: dict[str, Any]) -> None:
+        """Move a stale lock out of the way (only one of several runs doing the same wins:
+        a rename of a file that another run already replaced is undone)."""
+        aside = self.path.with_name(f"{LOCK_NAME}.stale-{os.getpid()}")
+        try:
+            os.replace(self.path, aside)
+        except FileNotFoundError:
+            return
+        try:
+            moved = json.loads(aside.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            moved = {}
+        if moved != holder and holder:  # another run took the lock meanwhile: put it back
+            with contextlib.suppress(OSError):
+                os.link(aside, self.path)
+        else:
+            logger.warning(
+                "Took over the lock %s of an earlier run that is gone (%s).",
+                self.path,
+                _describe(holder),
+            )
+        with contextlib.suppress(OSError):
+            aside.unlink()
+
+    def release(self) -> None:
+        """Remove the lock if this process holds it."""
+        if not self.held:
+            return
+        self.held = False
+        holder = self.holder()
+        if (
+            holder is not None
+            and holder.get("pid") == os.getpid()
+            and (holder.get("host") == socket.gethostname())
+        ):
+            with contextlib.suppress(OSError):
+                self.path.unlink()
+
+    def _held_message(self, holder: dict[str, Any]) -> str:
+        same_host = holder.get("host") == socket.gethostname()
+        if same_host:
+            fix = (
+                "Wait for it to end, stop it, or choose another out folder (one run per out "
+                "folder)."
+            )
+        else:
+            fix = (
+                "It runs on another host, so its process cannot be checked from here. Wait "
+                "for it to end or choose another out folder; if that run is truly gone "
+                f"(killed, its machine down), delete {self.path} and start again."
+            )
+        return (
+            f"The out folder '{self.root}' is in use by another run ({_describe(holder)}); "
+            f"nothing was written. {fix}"
+        )
+
+
+def _describe(holder: dict[str, Any]) -> str:
+    if not holder:
+        return "its lock file is empty or unreadable"
+    parts = [f"pid {holder.get('pid', '?')} on host {holder.get('host', '?')}"]
+    if holder.get("started"):
+        parts.append(f"started {holder['started']}")
+    if holder.get("command"):
+        parts.append(f"command: {holder['command']}")
+    return ", ".join(parts)
+
+
+def _process_start(pid: int) -> str | None:
+    """When process ``pid`` started (Linux: field 22 of /proc/<pid>/stat), or ``None``."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[-1].split()[19]
+
+
+def _pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (a zombie, killed but not yet waited for, does not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    with contextlib.suppress(OSError, IndexError):
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0]
+        return state not in ("Z", "X")
+    return True
+
+
+def _own_record() -> dict[str, Any]:
+    pid = os.getpid()
+    return {
+        "pid": pid,
+        "host": socket.gethostname(),
+        "process_start": _process_start(pid),
+        "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "command": " ".join(sys.argv)[:500],
+    }
+
+
+#: An unreadable lock younger than this is a run writing it right now.
+_FRESH_S = 10.0
+
+
+def _is_stale(holder: dict[str, Any], path: Path) -> bool:
+    """Whether the run that wrote ``holder`` is gone (only decidable on its own host)."""
+    if not holder:  # empty or unreadable: stale once it is not being written any more
+        with contextlib.suppress(OSError):
+            return time.time() - path.stat().st_mtime > _FRESH_S
+        return False
+    if holder.get("host") != socket.gethostname():
+        return False
+    pid = holder.get("pid")
+    if not isinstance(pid, int):
+        return True
+    if pid == os.getpid():
+        return False  # this process (e.g. a second train() call in it after a crash)
+    if not _pid_alive(pid):
+        return True
+    start = holder.get("process_start")
+    return start is not None and _process_start(pid) not in (None, start)

@@ -45,6 +45,7 @@ def train(config: TrainConfig) -> Path:
             _run(trainer)
         finally:
             trainer.close()  # also after an error: see ImageSource.close
+            trainer.release()  # the out folder's lock, on any exit but SIGKILL
             trim_heap()
         trainer.fabric.barrier()
     return trainer.run_dir.root
@@ -69,6 +70,10 @@ def _run(trainer: Trainer) -> None:
             )
         logger.warning("%s", e)
         raise
+    except KeyboardInterrupt:  # a second Ctrl-C: stopped at once, the checkpoints intact
+        status = "interrupted"
+        _log_second_interrupt(trainer)
+        raise
     except BaseException as e:
         _log_failure(e, trainer)
         raise
@@ -78,19 +83,47 @@ def _run(trainer: Trainer) -> None:
             trainer.loggers.close(status, exported)
 
 
+def _log_second_interrupt(trainer: Trainer) -> None:
+    progress, last = trainer.progress, getattr(trainer, "checkpointer", None)
+    last_step = None if last is None else last.last_step
+    if last_step is None:
+        where = "No checkpoint was written yet: a new run starts from step 0"
+    else:
+        where = (
+            f"The last checkpoint, {trainer.run_dir.last_checkpoint} (step {last_step}), is "
+            "complete"
+        )
+    logger.warning(
+        "Stopped at once by a second Ctrl-C at step %d. %s; resume with the same options and "
+        "resume_interrupted=True (CLI: resume_interrupted=true).",
+        progress.step,
+        where,
+    )
+    if trainer.fabric.is_global_zero:
+        try:
+            trainer.run_dir.write_state(
+                "interrupted", step=progress.step, max_steps=progress.max_steps
+            )
+        except OSError:
+            pass
+
+
 def _log_failure(error: BaseException, trainer: Trainer) -> None:
     """Put the failure in train.log (a traceback only for unexpected errors) and run.json."""
     step = trainer.progress.step
     if isinstance(error, LightlyTrainError | OSError):
         logger.error("Training stopped at step %d: %s", step, error)
-    elif isinstance(error, KeyboardInterrupt):
-        logger.error("Training stopped at once by a second Ctrl-C at step %d.", step)
     else:
         logger.exception("Training failed at step %d.", step)
     if not trainer.fabric.is_global_zero:
         return
     try:
-        trainer.run_dir.write_state("failed", step=step, max_steps=trainer.progress.max_steps)
+        trainer.run_dir.write_state(
+            "failed",
+            step=step,
+            max_steps=trainer.progress.max_steps,
+            error=str(error) if isinstance(error, LightlyTrainError | OSError) else repr(error),
+        )
     except OSError:
         pass
     if trainer.aside is not None and trainer.aside.exists():

@@ -14,6 +14,8 @@ from __future__ import annotations
 import json
 import logging
 import math
+import platform
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,17 +26,23 @@ from tqdm import tqdm
 
 from lt_core import DataError, LightlyTrainError
 from lt_data import ImageSource, build_view_transform, log_skipped
-from lt_train._atomic import atomic_torch_save, atomic_write_text
+from lt_train._atomic import (
+    DiskFullError,
+    atomic_torch_save,
+    atomic_write_text,
+    check_free_space,
+    torch_save_size,
+)
 from lt_train._build import build_method
 from lt_train._callbacks import RunCallbacks
 from lt_train._checkpointer import Checkpointer
 from lt_train._config import TrainConfig
-from lt_train._devices import make_fabric
+from lt_train._devices import first_process, make_fabric
 from lt_train._loggers import MetricLoggers
 from lt_train._logs import RunLog
 from lt_train._metrics import StepTimer
 from lt_train._optim import lr_at_step, set_lr, warmup_steps
-from lt_train._run_dir import RunDir
+from lt_train._run_dir import OutFolderLock, RunDir
 from lt_train._setup import (
     check_model,
     load_init_weights,
@@ -71,13 +79,31 @@ class Trainer:
         self.stop = StopSignals()
         self.loggers: MetricLoggers | None = None
         self.aside: Path | None = None  # where an earlier run's files were moved
+        self.lock = OutFolderLock(config.out)  # taken by the first process only
+
+    def release(self) -> None:
+        """Release the out folder's lock (if this process holds it)."""
+        self.lock.release()
 
     # -- setup: every check, nothing written ---------------------------------------------
 
     def setup(self) -> None:
         config = self.config
+        if first_process():
+            self.lock.check()  # another live run owns the folder: fail before any work
+        _log_versions()
         self.plan = plan = plan_run(config)
-        self.resume = load_resume(config, plan.fingerprint) if config.resume_interrupted else None
+        logger.info("Options: %s", json.dumps(plan.record(), default=str))
+        self.resume = None
+        if config.resume_interrupted:
+            if self.run_dir.last_checkpoint.is_file():
+                self.resume = load_resume(config, plan.fingerprint)
+            else:
+                logger.info(
+                    "resume_interrupted=True, but there is no checkpoint (%s) yet: the run "
+                    "stopped before its first one, or never started. Starting from step 0.",
+                    self.run_dir.last_checkpoint,
+                )
         self.init_weights = load_init_weights(config.checkpoint) if config.checkpoint else None
         torch.manual_seed(config.seed)  # named models draw their initial weights from it
         self.wrapper = resolve_model(config.model, config.model_args)
@@ -96,6 +122,7 @@ class Trainer:
                 f"The launcher started {fabric.world_size} processes, but devices x num_nodes "
                 f"asks for {plan.world_size}. Fix: set devices and num_nodes to match it."
             )
+        logger.info("Devices: %s", _describe_devices(fabric))
         if config.float32_matmul_precision != "auto":
             torch.set_float32_matmul_precision(config.float32_matmul_precision)
         fabric.seed_everything(config.seed, workers=True)
@@ -137,8 +164,11 @@ class Trainer:
         )
         self.resume = None  # (its tensors are not needed any more)
         self.first_batches = self._first_batches(batches, progress.step_in_epoch == 0)
-        # The data is proven readable: only now may an earlier run's files be touched.
-        self.aside = self.run_dir.prepare(config.overwrite) if fabric.is_global_zero else None
+        # The data is proven readable: only now may an earlier run's files be touched,
+        # and only by the run that holds the out folder's lock.
+        if fabric.is_global_zero:
+            self.lock.acquire()
+            self.aside = self.run_dir.prepare(config.overwrite)
         fabric.barrier()
         self.log.open_file(self.run_dir.log if fabric.is_global_zero else None)
 
@@ -202,6 +232,8 @@ class Trainer:
                 progress.max_steps,
             )
         else:
+            if self.config.resume_interrupted:  # no checkpoint yet: a new start, step 0
+                _truncate_metrics(run.metrics, 0)
             atomic_write_text(run.config, json.dumps(plan.record(), indent=2) + "\n")
         run.write_state("running", step=progress.step, max_steps=progress.max_steps)
         self.loggers = MetricLoggers(self.config.loggers, run.root, run.metrics, plan.record())  # type: ignore[arg-type]
@@ -373,16 +405,25 @@ class Trainer:
         self.source.end_epoch()
         progress.epoch += 1
         progress.step_in_epoch = 0
-        reason = self.callbacks.early_stop(self._mean(epoch_loss, epoch_steps))
+        mean_loss = self._mean(epoch_loss, epoch_steps)
+        reason = self.callbacks.early_stop(mean_loss)
         if reason is not None:
             progress.epoch = plan.epochs  # the run is complete, as far as resume knows
         if self.checkpointer.due_after_epoch(progress.epoch):
             self.save()
         # (The last epoch's export is the final one, written once the run is done.)
         last = progress.epoch >= plan.epochs
-        if self.fabric.is_global_zero and not last and self.callbacks.export_due(progress.epoch):
-            export_model(self.wrapper, self.run_dir.exported_last)
-        logger.info("Epoch %d/%d done, step %d.", epoch + 1, plan.epochs, progress.step)
+        if not last and self.callbacks.export_due(progress.epoch):
+            self._check_state_finite("export")
+            if self.fabric.is_global_zero:
+                export_model(self.wrapper, self.run_dir.exported_last)
+        logger.info(
+            "Epoch %d/%d done, step %d, mean loss %.4f.",
+            epoch + 1,
+            plan.epochs,
+            progress.step,
+            mean_loss,
+        )
         if reason is not None:
             logger.info("Early stopping after epoch %d: %s.", epoch + 1, reason)
         return reason is not None
@@ -402,14 +443,61 @@ class Trainer:
         """Write a checkpoint (all processes take part; process 0 writes)."""
         fabric, progress, run = self.fabric, self.progress, self.run_dir
         self._check_finite()
+        self._check_state_finite("checkpoint")
         progress.skipped_images += _gather_skipped(fabric, self.source.take_skipped())
         state = self.state.state_dict(weights_only=self.checkpointer.args.save_weights_only)
         if state is not None:
-            self.checkpointer.write(state)
-            run.write_state("running", step=progress.step, max_steps=progress.max_steps)
+            with self.stop.deferred():  # a second Ctrl-C waits until the file is complete
+                self.checkpointer.write(state)
+                run.write_state("running", step=progress.step, max_steps=progress.max_steps)
             if self.checkpointer.last_step is None:
                 run.discard_previous()  # the new run has proven itself: drop the old one
         self.checkpointer.done(progress.step)
+
+    def _check_state_finite(self, what: str) -> None:
+        """Stop before a checkpoint or export holds a NaN or infinite parameter or buffer
+        (of the whole method: heads, EMA teacher, batch norm statistics). One fused
+        max-abs over all floating tensors and one host sync."""
+        tensors = [
+            t
+            for t in self.state.unwrapped.state_dict().values()
+            if isinstance(t, torch.Tensor) and t.is_floating_point() and t.numel() > 0
+        ]
+        if not tensors:
+            return
+        with torch.no_grad():
+            norms = torch._foreach_norm(tensors, ord=math.inf)  # max |x|: NaN and inf stay
+            peaks = torch.stack([p.float().to(self.fabric.device) for p in norms])
+            bad = (~torch.isfinite(peaks)).any().to(torch.int64)
+        if self.fabric.world_size > 1:
+            torch.distributed.all_reduce(bad, op=torch.distributed.ReduceOp.MAX)
+        if not int(bad):
+            return
+        names = [
+            n
+            for n, t in self.state.unwrapped.state_dict().items()
+            if isinstance(t, torch.Tensor)
+            and t.is_floating_point()
+            and not bool(torch.isfinite(t).all())
+        ]
+        shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+        raise LossNotFiniteError(
+            f"The model's weights or buffers became NaN or infinite by step "
+            f"{self.progress.step} of {self.progress.max_steps} ({shown}), although the loss "
+            f"was finite; training stopped and this {what} was not written. "
+            f"{self._last_good()} Try a lower learning rate (optim_args.lr), or gradient "
+            "clipping (optim_args.gradient_clip_norm=1.0)."
+        )
+
+    def _last_good(self) -> str:
+        last, checkpoint = self.checkpointer.last_step, self.run_dir.last_checkpoint
+        if last is None:
+            return "No checkpoint was written before it."
+        return (
+            f"The last checkpoint, {checkpoint} (step {last}), holds the last good "
+            f"weights: start a new run from them with checkpoint='{checkpoint}' and a new "
+            "out folder."
+        )
 
     def _check_finite(self) -> None:
         """Stop if any process saw a non-finite loss (a host sync: called on log steps and
@@ -419,15 +507,7 @@ class Trainer:
             torch.distributed.all_reduce(first, op=torch.distributed.ReduceOp.MIN)
         if int(first) == _NO_BAD_STEP:
             return
-        last, checkpoint = self.checkpointer.last_step, self.run_dir.last_checkpoint
-        if last is not None:
-            where = (
-                f"The last checkpoint, {checkpoint} (step {last}), holds the last good "
-                f"weights: start a new run from them with checkpoint='{checkpoint}' and a new "
-                "out folder."
-            )
-        else:
-            where = "No checkpoint was written before it."
+        where = self._last_good()
         raise LossNotFiniteError(
             f"The loss became NaN or infinite at step {int(first) + 1} of "
             f"{self.progress.max_steps}; training stopped. {where} Try a lower learning rate "
@@ -439,6 +519,7 @@ class Trainer:
 
     def finish(self) -> None:
         """Export the model and record the end of the run (process 0)."""
+        self._check_state_finite("export")
         if not self.fabric.is_global_zero:
             return
         plan, run, progress = self.plan, self.run_dir, self.progress
@@ -461,6 +542,11 @@ class Trainer:
                 progress.skipped_images,
             )
         logger.info("Done in %.1f s. Exported model: %s", progress.train_time_s, run.exported_last)
+        logger.info(
+            'Load it into your model with: model.load_state_dict(torch.load("%s", '
+            "weights_only=True))  (model: what your wrapper's get_model() returns)",
+            run.exported_last,
+        )
 
     def close(self) -> None:
         """Stop the data's worker processes (also after an error: see ImageSource.close)."""
@@ -507,8 +593,45 @@ class Trainer:
 
 def export_model(wrapper: torch.nn.Module, path: Any) -> None:
     """Write the ``state_dict`` of ``wrapper.get_model()`` (on the CPU) to ``path``."""
-    state = wrapper.get_model().state_dict()  # type: ignore[operator]
-    atomic_torch_save({k: v.detach().cpu() for k, v in state.items()}, path)
+    path = Path(path)
+    state = {k: v.detach().cpu() for k, v in wrapper.get_model().state_dict().items()}  # type: ignore[operator]
+    needed = torch_save_size(state)
+    check_free_space(path.parent, needed, f"the export {path}")
+    try:
+        atomic_torch_save(state, path)
+    except DiskFullError as e:
+        note = "the earlier export is kept" if path.is_file() else "nothing was exported"
+        raise e.with_note(note) from e.__cause__
+
+
+def _log_versions() -> None:
+    """Versions, platform and Python at the start of train.log (to reproduce a run)."""
+    from importlib import metadata
+
+    names = ("torch", "lightning-fabric", "lightly-train", "lt-core", "lt-data", "lt-methods")
+    versions = []
+    for name in (*names, "lt-train"):
+        try:
+            versions.append(f"{name} {metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            pass
+    logger.info(
+        "Python %s, %s; %s.",
+        sys.version.split()[0],
+        platform.platform(),
+        ", ".join(versions),
+    )
+
+
+def _describe_devices(fabric: Any) -> str:
+    device = fabric.device
+    text = f"{fabric.world_size} process(es), this one on {device}"
+    if device.type == "cuda":
+        props = torch.cuda.get_device_properties(device)
+        text += f" ({props.name}, {props.total_memory / 2**30:.0f} GiB, CUDA {torch.version.cuda})"
+    else:
+        text += f" ({torch.get_num_threads()} threads)"
+    return text
 
 
 def _gather_skipped(fabric: Any, skipped: list[tuple[str, str]]) -> int:
