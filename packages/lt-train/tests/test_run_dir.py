@@ -58,10 +58,17 @@ def test_interrupted_run_is_protected_and_named(tmp_path: Path) -> None:
     run = RunDir(tmp_path)
     run.prepare(overwrite=False)
     run.write_state("running", step=7, max_steps=20)
-    with pytest.raises(ConfigError, match=r"interrupted run \(stopped at step 7 of 20\)"):
+    with pytest.raises(
+        ConfigError, match=r"interrupted run, stopped before its first checkpoint \(step 7 of 20\)"
+    ):
         check_out_dir(tmp_path, overwrite=False)
     check_out_dir(tmp_path, overwrite=False, resume=True)  # no checkpoint: from step 0
     run.last_checkpoint.write_bytes(b"x")
+    with pytest.raises(ConfigError, match=r"holds an interrupted run \(step 7 of 20\)"):
+        check_out_dir(tmp_path, overwrite=False)
+    run.write_state("failed", step=7, max_steps=20)
+    with pytest.raises(ConfigError, match=r"holds a failed run \(step 7 of 20\)"):
+        check_out_dir(tmp_path, overwrite=False)
     check_out_dir(tmp_path, overwrite=False, resume=True)
     run.write_state("finished", step=20, max_steps=20)
     with pytest.raises(ConfigError, match="nothing to resume"):

@@ -117,11 +117,14 @@ def check_out_dir(
     elif path.is_dir() and any(p.name != LOCK_NAME for p in path.iterdir()) and not overwrite:
         state = run.state()
         if state is not None and state.get("status") != "finished":
+            what = "a failed run" if state.get("status") == "failed" else "an interrupted run"
+            if not run.last_checkpoint.is_file():
+                what += ", stopped before its first checkpoint"
             raise ConfigError(
-                f"The out folder '{out}' holds an interrupted run (stopped at step "
-                f"{state.get('step', '?')} of {state.get('max_steps', '?')}). Pass "
-                "resume_interrupted=True to continue it, overwrite=True to start over, or "
-                "choose a new out folder."
+                f"The out folder '{out}' holds {what} (step {state.get('step', '?')} of "
+                f"{state.get('max_steps', '?')}). Pass resume_interrupted=True to continue it "
+                "(from step 0 without a checkpoint), overwrite=True to start over, or choose "
+                "a new out folder."
             )
         raise ConfigError(
             f"The out folder '{out}' exists and is not empty. Pass overwrite=True to replace the "
@@ -349,3 +352,18 @@ def _is_stale(holder: dict[str, Any], path: Path) -> bool:
         return True
     start = holder.get("process_start")
     return start is not None and _process_start(pid) not in (None, start)
+
+
+def truncate_metrics(path: Path, step: int) -> None:
+    """Drop the metrics of steps after the checkpoint: the resumed run logs them again."""
+    if not path.is_file():
+        return
+    kept = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue  # a line cut by a crash
+        if isinstance(record, dict) and "event" not in record and record.get("step", 0) <= step:
+            kept.append(line + "\n")
+    atomic_write_text(path, "".join(kept))

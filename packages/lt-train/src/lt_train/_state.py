@@ -17,9 +17,10 @@ from typing import Any
 import torch
 from lightning_fabric import Fabric
 
+from lt_data import log_skipped
 from lt_train._checkpoint import CHECKPOINT_FORMAT, get_rng_state, set_rng_state
 
-__all__ = ["Progress", "TrainState"]
+__all__ = ["Progress", "TrainState", "gather_skipped", "model_prefix"]
 
 
 @dataclass
@@ -118,3 +119,28 @@ class TrainState:
         self.fabric.strategy.precision.load_state_dict(state.get("precision") or {})
         self.progress.load_state_dict(state)
         set_rng_state(state["rng"][self.fabric.global_rank])
+
+
+def gather_skipped(fabric: Any, skipped: list[tuple[str, str]]) -> int:
+    """Number of images skipped by all processes since the last call. Process 0 logs the
+    names the other processes skipped (it logged its own as they came)."""
+    if fabric.world_size == 1:
+        return len(skipped)
+    gathered: list[Any] = [None] * fabric.world_size
+    torch.distributed.all_gather_object(gathered, skipped)
+    if fabric.is_global_zero:
+        for rank, names in enumerate(gathered):
+            if rank > 0:
+                log_skipped(names, rank)
+    return sum(len(names) for names in gathered)
+
+
+def model_prefix(method: torch.nn.Module, wrapper: torch.nn.Module) -> str | None:
+    """Where ``wrapper.get_model()`` sits in the method's ``state_dict`` (e.g.
+    ``"model.wrapper._model."``), so an export can be cut from a checkpoint alone."""
+    method = method.module if hasattr(method, "module") else method  # type: ignore[assignment]
+    target = wrapper.get_model()  # type: ignore[operator]
+    for name, module in method.named_modules():
+        if module is target:
+            return f"{name}." if name else ""
+    return None

@@ -14,8 +14,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import platform
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,7 +23,7 @@ import torch
 from tqdm import tqdm
 
 from lt_core import DataError, LightlyTrainError
-from lt_data import ImageSource, build_view_transform, log_skipped
+from lt_data import ImageSource, build_view_transform
 from lt_train._atomic import (
     DiskFullError,
     atomic_torch_save,
@@ -38,11 +36,13 @@ from lt_train._callbacks import RunCallbacks
 from lt_train._checkpointer import Checkpointer
 from lt_train._config import TrainConfig
 from lt_train._devices import first_process, make_fabric
+from lt_train._health import FiniteGuard
 from lt_train._loggers import MetricLoggers
 from lt_train._logs import RunLog
 from lt_train._metrics import StepTimer
 from lt_train._optim import lr_at_step, set_lr, warmup_steps
-from lt_train._run_dir import OutFolderLock, RunDir
+from lt_train._run_dir import OutFolderLock, RunDir, truncate_metrics
+from lt_train._run_info import describe_devices, log_start, log_versions
 from lt_train._setup import (
     check_model,
     load_init_weights,
@@ -53,14 +53,12 @@ from lt_train._setup import (
 from lt_train._speed._conv_grad import small_conv_grads, small_conv_grads_apply
 from lt_train._speed._host_malloc import keep_freed_memory, keep_freed_memory_apply
 from lt_train._speed._prefetch import to_device
-from lt_train._state import Progress, TrainState
-from lt_train._stop import LossNotFiniteError, StopSignals, TrainingInterrupted, signal_name
+from lt_train._state import Progress, TrainState, gather_skipped, model_prefix
+from lt_train._stop import StopSignals, TrainingInterrupted, signal_name
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["Trainer", "export_model"]
-
-_NO_BAD_STEP = 2**62
 
 
 class Trainer:
@@ -91,7 +89,7 @@ class Trainer:
         config = self.config
         if first_process():
             self.lock.check()  # another live run owns the folder: fail before any work
-        _log_versions()
+        log_versions()
         self.plan = plan = plan_run(config)
         logger.info("Options: %s", json.dumps(plan.record(), default=str))
         self.resume = None
@@ -122,7 +120,7 @@ class Trainer:
                 f"The launcher started {fabric.world_size} processes, but devices x num_nodes "
                 f"asks for {plan.world_size}. Fix: set devices and num_nodes to match it."
             )
-        logger.info("Devices: %s", _describe_devices(fabric))
+        logger.info("Devices: %s", describe_devices(fabric))
         if config.float32_matmul_precision != "auto":
             torch.set_float32_matmul_precision(config.float32_matmul_precision)
         fabric.seed_everything(config.seed, workers=True)
@@ -147,7 +145,7 @@ class Trainer:
         method, optimizer = build_method(fabric, plan, self.wrapper, self.init_weights)
         identity = {
             "run": plan.fingerprint,
-            "model_prefix": _model_prefix(method, self.wrapper),
+            "model_prefix": model_prefix(method, self.wrapper),
             "data_cache": source.cache_mode,
         }
         self.state = TrainState(fabric, method, optimizer, progress, identity)
@@ -223,7 +221,7 @@ class Trainer:
                 self.aside,
             )
         if self.resumed:
-            _truncate_metrics(run.metrics, progress.step)
+            truncate_metrics(run.metrics, progress.step)
             logger.info(
                 "Resuming the interrupted run from %s: epoch %d, step %d of %d.",
                 run.last_checkpoint,
@@ -233,7 +231,7 @@ class Trainer:
             )
         else:
             if self.config.resume_interrupted:  # no checkpoint yet: a new start, step 0
-                _truncate_metrics(run.metrics, 0)
+                truncate_metrics(run.metrics, 0)
             atomic_write_text(run.config, json.dumps(plan.record(), indent=2) + "\n")
         run.write_state("running", step=progress.step, max_steps=progress.max_steps)
         self.loggers = MetricLoggers(self.config.loggers, run.root, run.metrics, plan.record())  # type: ignore[arg-type]
@@ -297,7 +295,7 @@ class Trainer:
         self.warmup = warmup_steps(config.optim_args, plan.epochs, plan.steps_per_epoch)
         self.group = torch.distributed.new_group(backend="gloo") if fabric.world_size > 1 else None
         self.callbacks = RunCallbacks(config.callbacks, plan.epochs)  # type: ignore[arg-type]
-        self._log_start()  # before the bar, which would cut the line
+        log_start(self)  # before the bar, which would cut the line
         self.bar = tqdm(
             total=plan.max_steps,
             initial=self.progress.step,
@@ -305,7 +303,7 @@ class Trainer:
             unit="step",
             dynamic_ncols=True,
         )
-        self.bad_step = torch.full((), _NO_BAD_STEP, dtype=torch.int64, device=fabric.device)
+        self.guard = FiniteGuard(fabric)
         self.timer = StepTimer()
         # CPU: a faster weight gradient for convolutions with a tiny output (see _conv_grad).
         self.conv_grads = small_conv_grads_apply(fabric.device, config.compile)
@@ -344,9 +342,7 @@ class Trainer:
             loss = out["loss"].detach()
             loss_sum += loss
             if self.callbacks.check_finite:
-                self.bad_step = torch.where(
-                    torch.isfinite(loss), self.bad_step, torch.clamp(self.bad_step, max=step)
-                )
+                self.guard.note(loss, step)
         if config.optim_args.gradient_clip_norm is not None:
             fabric.clip_gradients(method, optimizer, max_norm=config.optim_args.gradient_clip_norm)
         method.on_before_optimizer_step(step=step, steps_per_epoch=plan.steps_per_epoch)
@@ -444,7 +440,7 @@ class Trainer:
         fabric, progress, run = self.fabric, self.progress, self.run_dir
         self._check_finite()
         self._check_state_finite("checkpoint")
-        progress.skipped_images += _gather_skipped(fabric, self.source.take_skipped())
+        progress.skipped_images += gather_skipped(fabric, self.source.take_skipped())
         state = self.state.state_dict(weights_only=self.checkpointer.args.save_weights_only)
         if state is not None:
             with self.stop.deferred():  # a second Ctrl-C waits until the file is complete
@@ -453,41 +449,6 @@ class Trainer:
             if self.checkpointer.last_step is None:
                 run.discard_previous()  # the new run has proven itself: drop the old one
         self.checkpointer.done(progress.step)
-
-    def _check_state_finite(self, what: str) -> None:
-        """Stop before a checkpoint or export holds a NaN or infinite parameter or buffer
-        (of the whole method: heads, EMA teacher, batch norm statistics). One fused
-        max-abs over all floating tensors and one host sync."""
-        tensors = [
-            t
-            for t in self.state.unwrapped.state_dict().values()
-            if isinstance(t, torch.Tensor) and t.is_floating_point() and t.numel() > 0
-        ]
-        if not tensors:
-            return
-        with torch.no_grad():
-            norms = torch._foreach_norm(tensors, ord=math.inf)  # max |x|: NaN and inf stay
-            peaks = torch.stack([p.float().to(self.fabric.device) for p in norms])
-            bad = (~torch.isfinite(peaks)).any().to(torch.int64)
-        if self.fabric.world_size > 1:
-            torch.distributed.all_reduce(bad, op=torch.distributed.ReduceOp.MAX)
-        if not int(bad):
-            return
-        names = [
-            n
-            for n, t in self.state.unwrapped.state_dict().items()
-            if isinstance(t, torch.Tensor)
-            and t.is_floating_point()
-            and not bool(torch.isfinite(t).all())
-        ]
-        shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
-        raise LossNotFiniteError(
-            f"The model's weights or buffers became NaN or infinite by step "
-            f"{self.progress.step} of {self.progress.max_steps} ({shown}), although the loss "
-            f"was finite; training stopped and this {what} was not written. "
-            f"{self._last_good()} Try a lower learning rate (optim_args.lr), or gradient "
-            "clipping (optim_args.gradient_clip_norm=1.0)."
-        )
 
     def _last_good(self) -> str:
         last, checkpoint = self.checkpointer.last_step, self.run_dir.last_checkpoint
@@ -500,20 +461,12 @@ class Trainer:
         )
 
     def _check_finite(self) -> None:
-        """Stop if any process saw a non-finite loss (a host sync: called on log steps and
-        before every checkpoint, so a checkpoint never holds weights trained on a NaN)."""
-        first = self.bad_step.clone()
-        if self.fabric.world_size > 1:
-            torch.distributed.all_reduce(first, op=torch.distributed.ReduceOp.MIN)
-        if int(first) == _NO_BAD_STEP:
-            return
-        where = self._last_good()
-        raise LossNotFiniteError(
-            f"The loss became NaN or infinite at step {int(first) + 1} of "
-            f"{self.progress.max_steps}; training stopped. {where} Try a lower learning rate "
-            "(optim_args.lr), precision='32-true' instead of mixed precision, or gradient "
-            "clipping (optim_args.gradient_clip_norm=1.0)."
-        )
+        self.guard.check_loss(self.progress.max_steps, self._last_good())
+
+    def _check_state_finite(self, what: str) -> None:
+        progress = self.progress
+        where = f"by step {progress.step} of {progress.max_steps}"
+        self.guard.check_state(self.state.unwrapped, where, what, self._last_good())
 
     # -- the end -------------------------------------------------------------------------
 
@@ -554,34 +507,6 @@ class Trainer:
         if source is not None:
             source.close()
 
-    def _log_start(self) -> None:
-        config, plan = self.config, self.plan
-        accumulated = (
-            f" in {config.gradient_accumulation_steps} accumulated batches of {config.batch_size}"
-            if config.gradient_accumulation_steps > 1
-            else ""
-        )
-        logger.info(
-            "Pretraining %s with %s on %d images for %d epochs (%d steps of %d images%s), "
-            "%s x%d, precision %s, %d data workers, optimizer %s lr %.3g (base %.3g per 256 "
-            "images), memory format %s.",
-            type(self.wrapper).__name__,
-            plan.method_cls.name,
-            plan.num_images,
-            plan.epochs,
-            plan.max_steps,
-            config.batch_size * config.gradient_accumulation_steps,
-            accumulated,
-            plan.accelerator,
-            self.fabric.world_size,
-            plan.precision,
-            plan.num_workers,
-            plan.optimizer,
-            plan.lr,
-            plan.base_lr,
-            str(plan.memory_format).removeprefix("torch."),
-        )
-
     def _interrupt_message(self, signum: int) -> str:
         progress, run = self.progress, self.run_dir
         return (
@@ -604,61 +529,6 @@ def export_model(wrapper: torch.nn.Module, path: Any) -> None:
         raise e.with_note(note) from e.__cause__
 
 
-def _log_versions() -> None:
-    """Versions, platform and Python at the start of train.log (to reproduce a run)."""
-    from importlib import metadata
-
-    names = ("torch", "lightning-fabric", "lightly-train", "lt-core", "lt-data", "lt-methods")
-    versions = []
-    for name in (*names, "lt-train"):
-        try:
-            versions.append(f"{name} {metadata.version(name)}")
-        except metadata.PackageNotFoundError:
-            pass
-    logger.info(
-        "Python %s, %s; %s.",
-        sys.version.split()[0],
-        platform.platform(),
-        ", ".join(versions),
-    )
-
-
-def _describe_devices(fabric: Any) -> str:
-    device = fabric.device
-    text = f"{fabric.world_size} process(es), this one on {device}"
-    if device.type == "cuda":
-        props = torch.cuda.get_device_properties(device)
-        text += f" ({props.name}, {props.total_memory / 2**30:.0f} GiB, CUDA {torch.version.cuda})"
-    else:
-        text += f" ({torch.get_num_threads()} threads)"
-    return text
-
-
-def _gather_skipped(fabric: Any, skipped: list[tuple[str, str]]) -> int:
-    """Number of images skipped by all processes since the last call. Process 0 logs the
-    names the other processes skipped (it logged its own as they came)."""
-    if fabric.world_size == 1:
-        return len(skipped)
-    gathered: list[Any] = [None] * fabric.world_size
-    torch.distributed.all_gather_object(gathered, skipped)
-    if fabric.is_global_zero:
-        for rank, names in enumerate(gathered):
-            if rank > 0:
-                log_skipped(names, rank)
-    return sum(len(names) for names in gathered)
-
-
-def _model_prefix(method: torch.nn.Module, wrapper: torch.nn.Module) -> str | None:
-    """Where ``wrapper.get_model()`` sits in the method's ``state_dict`` (e.g.
-    ``"model.wrapper._model."``), so an export can be cut from a checkpoint alone."""
-    method = method.module if hasattr(method, "module") else method  # type: ignore[assignment]
-    target = wrapper.get_model()  # type: ignore[operator]
-    for name, module in method.named_modules():
-        if module is target:
-            return f"{name}." if name else ""
-    return None
-
-
 def _reseed(fabric: Any, seed: int) -> None:
     """Seed every RNG again, without a second "Seed set to" line in the log (the
     ``verbose`` argument is newer than lightning-fabric 2.2)."""
@@ -666,18 +536,3 @@ def _reseed(fabric: Any, seed: int) -> None:
         fabric.seed_everything(seed, workers=True, verbose=False)
     except TypeError:
         fabric.seed_everything(seed, workers=True)
-
-
-def _truncate_metrics(path: Path, step: int) -> None:
-    """Drop the metrics of steps after the checkpoint: the resumed run logs them again."""
-    if not path.is_file():
-        return
-    kept = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue  # a line cut by a crash
-        if isinstance(record, dict) and "event" not in record and record.get("step", 0) <= step:
-            kept.append(line + "\n")
-    atomic_write_text(path, "".join(kept))
