@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -260,20 +261,25 @@ def test_only_the_first_process_takes_the_lock(
 # -- 7. non-finite weights behind a finite loss --------------------------------------
 
 
-class InfBuffer(Tiny):
-    """Batch norm's running variance becomes infinite in training forward ``at`` (the
-    loss stays finite: training uses the batch statistics)."""
+class AtCall(Tiny):
+    """Calls ``action(self)`` in training forward number ``at``."""
 
-    def __init__(self, at: int) -> None:
+    def __init__(self, at: int, action: Callable[[Tiny], object]) -> None:
         super().__init__()
-        self.at, self.calls = at, 0
+        self.at, self.calls, self.action = at, 0, action
 
     def forward_features(self, x: Tensor) -> dict[str, Tensor]:
         if self.training:
             self.calls += 1
             if self.calls == self.at:
-                self.net[1].running_var.fill_(float("inf"))
+                self.action(self)
         return super().forward_features(x)
+
+
+def InfBuffer(at: int) -> AtCall:
+    """Batch norm's running variance becomes infinite in training forward ``at`` (the loss
+    stays finite: training uses the batch statistics)."""
+    return AtCall(at, lambda model: model.net[1].running_var.fill_(float("inf")))
 
 
 def test_non_finite_buffers_are_never_checkpointed_or_exported(data: Path, tmp_path: Path) -> None:
@@ -298,17 +304,9 @@ def test_non_finite_buffers_are_never_checkpointed_or_exported(data: Path, tmp_p
 # -- 8. a second Ctrl-C while a checkpoint is written --------------------------------
 
 
-class CtrlC(Tiny):
-    def __init__(self, at: int) -> None:
-        super().__init__()
-        self.at, self.calls = at, 0
-
-    def forward_features(self, x: Tensor) -> dict[str, Tensor]:
-        if self.training:
-            self.calls += 1
-            if self.calls == self.at:
-                os.kill(os.getpid(), signal.SIGINT)
-        return super().forward_features(x)
+def CtrlC(at: int) -> AtCall:
+    """Ctrl-C (a real SIGINT to this process) in training forward ``at``."""
+    return AtCall(at, lambda model: os.kill(os.getpid(), signal.SIGINT))
 
 
 def test_second_ctrl_c_during_the_checkpoint_write_waits_for_it(
