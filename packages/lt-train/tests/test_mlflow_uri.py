@@ -61,3 +61,29 @@ def test_bad_uri_fails_in_plan_run_before_the_out_folder(tmp_path: Path) -> None
     with pytest.raises(ConfigError, match="scheme 'ftp'"):
         plan_run(config)
     assert not (tmp_path / "out").exists()
+
+
+def test_a_server_that_cannot_start_a_run_fails_before_the_out_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An unreachable tracking server is found when the MLflow run starts: before the out
+    folder is touched, so an earlier run in it stays as it was, even with overwrite=True."""
+    from _tiny import tiny_config, write_images
+
+    from lt_train import _loggers, train
+
+    data = write_images(tmp_path / "data", 8)
+    out = tmp_path / "out"
+    train(tiny_config(out, data))
+    before = {p.relative_to(out): p.stat().st_mtime_ns for p in out.rglob("*")}
+
+    def unreachable(self: object, uri: str, hparams: object) -> None:
+        raise ConnectionError("Failed to establish a new connection: [Errno 111] refused")
+
+    monkeypatch.setattr(_loggers._MLflow, "_start", unreachable)
+    config = tiny_config(
+        out, data, overwrite=True, loggers={"mlflow": {"tracking_uri": "http://127.0.0.1:9"}}
+    )
+    with pytest.raises(ConfigError, match=r"MLflow could not start a run .*ConnectionError"):
+        train(config)
+    assert {p.relative_to(out): p.stat().st_mtime_ns for p in out.rglob("*")} == before

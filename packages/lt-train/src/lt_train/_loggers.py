@@ -231,16 +231,31 @@ class _Wandb:
 class MetricLoggers:
     """The enabled writers; every call goes to each of them."""
 
-    def __init__(self, args: LoggerArgs, out: Path, metrics_path: Path, hparams: dict[str, Any]):
+    def __init__(
+        self,
+        args: LoggerArgs,
+        out: Path,
+        metrics_path: Path,
+        hparams: dict[str, Any],
+        started: list[_Writer] | None = None,
+    ):
+        """``started``: the writers of :meth:`start_remote`, started before the out folder
+        was touched."""
         self.jsonl = _Jsonl(metrics_path, args.jsonl) if args.jsonl is not None else None
         writers: list[_Writer] = [self.jsonl] if self.jsonl is not None else []
         if args.tensorboard is not None:
             writers.append(_TensorBoard(out, args.tensorboard, hparams))
-        if args.mlflow is not None:
-            writers.append(_MLflow(out, args.mlflow, hparams))
+        writers += started if started is not None else self.start_remote(args, out, hparams)
         if args.wandb is not None:
             writers.append(_Wandb(out, args.wandb, hparams))
         self._writers = writers
+
+    @staticmethod
+    def start_remote(args: LoggerArgs, out: Path, hparams: dict[str, Any]) -> list[_Writer]:
+        """Start the loggers that write nothing into the out folder (MLflow), so that one
+        that cannot start (an unreachable server, a store that refuses) fails the run
+        before the out folder is touched."""
+        return [_MLflow(out, args.mlflow, hparams)] if args.mlflow is not None else []
 
     def log(self, metrics: dict[str, float], step: int) -> None:
         for writer in self._writers:

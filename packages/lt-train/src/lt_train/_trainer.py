@@ -76,6 +76,7 @@ class Trainer:
         self.run_dir = RunDir(config.out, config.callbacks.model_checkpoint.dirpath)  # type: ignore[union-attr]
         self.stop = StopSignals()
         self.loggers: MetricLoggers | None = None
+        self.started: list[Any] = []  # loggers started before the out folder was touched
         self.aside: Path | None = None  # where an earlier run's files were moved
         self.lock = OutFolderLock(config.out)  # taken by the first process only
 
@@ -166,6 +167,11 @@ class Trainer:
         # and only by the run that holds the out folder's lock.
         if fabric.is_global_zero:
             self.lock.acquire()
+            self.started = MetricLoggers.start_remote(
+                config.loggers,  # type: ignore[arg-type]
+                self.run_dir.root,
+                plan.record(),
+            )
             self.aside = self.run_dir.prepare(config.overwrite)
         fabric.barrier()
         self.log.open_file(self.run_dir.log if fabric.is_global_zero else None)
@@ -234,7 +240,14 @@ class Trainer:
                 truncate_metrics(run.metrics, 0)
             atomic_write_text(run.config, json.dumps(plan.record(), indent=2) + "\n")
         run.write_state("running", step=progress.step, max_steps=progress.max_steps)
-        self.loggers = MetricLoggers(self.config.loggers, run.root, run.metrics, plan.record())  # type: ignore[arg-type]
+        self.loggers = MetricLoggers(
+            self.config.loggers,  # type: ignore[arg-type]
+            run.root,
+            run.metrics,
+            plan.record(),
+            started=self.started,
+        )
+        self.started = []
 
     # -- fit: the loop -------------------------------------------------------------------
 
@@ -502,10 +515,17 @@ class Trainer:
         )
 
     def close(self) -> None:
-        """Stop the data's worker processes (also after an error: see ImageSource.close)."""
+        """Stop the data's worker processes (also after an error: see ImageSource.close),
+        and end a logger's run that was started but never handed to the run's loggers."""
         source: ImageSource | None = getattr(self, "source", None)
         if source is not None:
             source.close()
+        for writer in self.started:
+            try:
+                writer.close("failed", None)
+            except Exception as e:  # a logger's service failing must not hide the error
+                logger.warning("Closing the %s logger failed: %s", type(writer).__name__, e)
+        self.started = []
 
     def _interrupt_message(self, signum: int) -> str:
         progress, run = self.progress, self.run_dir
