@@ -118,7 +118,7 @@ def test_console_script_is_installed() -> None:
 @pytest.mark.parametrize(
     ("error", "code", "message"),
     [
-        (OSError(28, "No space left on device"), 1, "error: OSError: [Errno 28] No space left"),
+        (OSError(28, "No space left on device"), 1, "error: [Errno 28] No space left"),
         (LossNotFiniteError("The loss became NaN at step 3"), 1, "error: The loss became NaN"),
         (TrainingInterrupted("Stopped by SIGTERM", 15, "out"), 143, ""),
         (KeyboardInterrupt(), 130, "stopped."),

@@ -321,14 +321,19 @@ def test_second_ctrl_c_during_the_checkpoint_write_waits_for_it(
         real(obj, f)
 
     monkeypatch.setattr(atomic.torch, "save", slow_save)
-    with pytest.raises(KeyboardInterrupt):
-        train(tiny_config(out, data, model=CtrlC(at=3), epochs=2))
+    # Ctrl-C as in a terminal (a shell's background job starts with SIGINT ignored).
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            train(tiny_config(out, data, model=CtrlC(at=3), epochs=2))
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, previous)
     state = _run_json(out)
     assert state["status"] == "interrupted" and state["step"] == 3
     assert torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)["step"] == 3
     assert "Stopped at once by a second Ctrl-C at step 3" in (out / "train.log").read_text()
     assert _no_temp_files(out) and not (out / LOCK_NAME).exists()
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
 def test_a_keyboard_interrupt_masked_by_the_zip_writer_comes_through(tmp_path: Path) -> None:
