@@ -263,3 +263,16 @@ def test_the_run_decides_image_size_and_normalization(
     source = Source(Path("x"), {}, {"transform_args": transform_args}, "")
     assert run_image_size(source) == size
     assert run_normalization(source)[0][0] == mean
+
+
+def test_low_disk_space_is_said_before_the_embeddings_are_written(
+    setup: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: Any
+) -> None:
+    from lt_train import _atomic
+
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(_atomic.shutil, "disk_usage", lambda p: usage._replace(free=8))
+    with caplog.at_level(logging.WARNING, logger="lt_train"):
+        out = embed(out=tmp_path / "e.pt", data=setup["data"], checkpoint=setup["ckpt"])
+    assert out.is_file()  # (a warning only: some filesystems report no or wrong free space)
+    assert f"Low disk space: the embeddings {out} needs about" in caplog.text

@@ -15,7 +15,7 @@ from torch import nn
 from tqdm import tqdm
 
 from lt_core import ConfigError, ConfigTypeError, EmbeddingModel
-from lt_train._atomic import atomic_write
+from lt_train._atomic import atomic_write, check_free_space
 from lt_train._devices import resolve_accelerator
 from lt_train._embed._data import EmbedImages, open_images
 from lt_train._embed._writers import EMBED_FORMATS, check_writer, open_writer
@@ -126,6 +126,9 @@ def embed(config: EmbedConfig | None = None, /, **options: Any) -> Path:
         def write(f: IO[bytes]) -> None:
             _embed_all(f, path, config, images, embedding_model, (mean, std))
 
+        if images.count is not None:  # float32 embeddings; the names and format add little
+            needed = images.count * embedding_model.embed_dim * 4
+            check_free_space(path.parent, needed, f"the embeddings {path}")
         atomic_write(path, write)
     return path
 
