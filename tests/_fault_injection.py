@@ -24,11 +24,11 @@ def main() -> int:
     original = module.atomic_torch_save
     calls = 0
 
-    def dying_save(obj: Any, path: Any) -> None:
+    def dying_save(obj: Any, path: Any, needed: int | None = None) -> None:
         nonlocal calls
         calls += 1
         if calls < n:
-            return original(obj, path)
+            return original(obj, path, needed)
 
         def write_half_and_die(f: IO[bytes]) -> None:
             buffer = io.BytesIO()

@@ -187,6 +187,9 @@ def test_a_second_run_into_a_locked_folder_fails_before_anything_is_written(
     assert "Epoch 1/1 done, step 4, mean loss " in log
     assert "Python 3." in log and "torch " in log and "lightning-fabric " in log
     assert "Options: {" in log and "Devices: 1 process(es)" in log
+    # The logged options are config.json's, resolved values included (the memory format).
+    logged = json.loads(log.split("Options: ", 1)[1].splitlines()[0])
+    assert logged == json.loads((out / "config.json").read_text())
     assert 'model.load_state_dict(torch.load("' in log
     _lock_of(out, os.getppid())  # a live process of this host holds it
     before = _snapshot(out)

@@ -23,7 +23,12 @@ from lt_core._errors import (
     WrapperTypeError,
     WrapperValueError,
 )
-from lt_core._protocol import ForwardFeaturesOutput, ForwardPoolOutput, ModelWrapper
+from lt_core._protocol import (
+    WRAPPER_METHODS,
+    ForwardFeaturesOutput,
+    ForwardPoolOutput,
+    ModelWrapper,
+)
 from lt_core._validate import WrapperInfo, check_wrapper_static, validate_wrapper
 from lt_core._views import IMAGENET_MEAN, IMAGENET_STD, ColorJitter, ViewConfig
 
@@ -32,6 +37,7 @@ __version__ = "0.1.0"
 __all__ = [
     "IMAGENET_MEAN",
     "IMAGENET_STD",
+    "WRAPPER_METHODS",
     "ColorJitter",
     "ConfigError",
     "ConfigTypeError",

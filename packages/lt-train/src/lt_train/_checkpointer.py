@@ -79,7 +79,7 @@ class Checkpointer:
         needed = torch_save_size(state)
         self._check_space(needed, f"the checkpoint of step {state['step']}")
         try:
-            path = self._write(state, args.save_top_k, args.filename or _DEFAULT_NAME)
+            path = self._write(state, args.save_top_k, args.filename or _DEFAULT_NAME, needed)
         except DiskFullError as e:
             if self.last_step is not None and self.last.is_file():
                 note = f"the last complete checkpoint, {self.last} (step {self.last_step}), is kept"
@@ -99,13 +99,13 @@ class Checkpointer:
             self.folder, needed, None if self._low_space else what
         )
 
-    def _write(self, state: dict[str, Any], keep: int, filename: str) -> Path:
+    def _write(self, state: dict[str, Any], keep: int, filename: str, needed: int) -> Path:
         folder, last = self.folder, self.last
         if keep == 1:
-            atomic_torch_save(state, last)
+            atomic_torch_save(state, last, needed)
             return last
         numbered = folder / (filename.format(epoch=state["epoch"], step=state["step"]) + ".ckpt")
-        atomic_torch_save(state, numbered)
+        atomic_torch_save(state, numbered, needed)
         link = folder / f".last.ckpt.tmp-link-{os.getpid()}"
         try:
             os.link(numbered, link)  # last.ckpt becomes the same file, replaced in one step
@@ -114,7 +114,7 @@ class Checkpointer:
         except OSError:
             with contextlib.suppress(OSError):
                 link.unlink()
-            atomic_torch_save(state, last)
+            atomic_torch_save(state, last, needed)
         if keep > 1:
             pattern = filename.replace("{epoch}", "*").replace("{step}", "*") + ".ckpt"
             kept = [p for p in folder.glob(pattern) if p.name != "last.ckpt"]

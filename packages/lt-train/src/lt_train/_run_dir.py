@@ -297,13 +297,19 @@ def _describe(holder: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
-def _process_start(pid: int) -> str | None:
-    """When process ``pid`` started (Linux: field 22 of /proc/<pid>/stat), or ``None``."""
+def _stat_fields(pid: int) -> list[str] | None:
+    """The fields of /proc/<pid>/stat after the process name (Linux), or ``None``: field 3
+    (the state) is ``[0]``, field 22 (the start time) ``[19]``."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()
     except OSError:
         return None
-    return stat.rsplit(")", 1)[-1].split()[19]
+
+
+def _process_start(pid: int) -> str | None:
+    """When process ``pid`` started, or ``None``."""
+    fields = _stat_fields(pid)
+    return fields[19] if fields is not None else None
 
 
 def _pid_alive(pid: int) -> bool:
@@ -314,10 +320,8 @@ def _pid_alive(pid: int) -> bool:
         return False
     except OSError:
         return True
-    with contextlib.suppress(OSError, IndexError):
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0]
-        return state not in ("Z", "X")
-    return True
+    fields = _stat_fields(pid)
+    return fields is None or not fields or fields[0] not in ("Z", "X")
 
 
 def _own_record() -> dict[str, Any]:

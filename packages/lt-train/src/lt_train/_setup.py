@@ -72,6 +72,11 @@ class Plan:
     def max_steps(self) -> int:
         return self.epochs * self.steps_per_epoch
 
+    @property
+    def local_processes(self) -> int:
+        """Training processes on one machine."""
+        return self.world_size // self.config.num_nodes
+
     def source_options(self, rank: int, device: torch.device) -> SourceOptions:
         """How process ``rank`` reads the data."""
         config = self.config
@@ -178,8 +183,7 @@ def _decode(name: str, accelerator: str) -> str:
 
 
 def _world_size(config: TrainConfig, accelerator: str) -> int:
-    devices: Any = 1 if config.devices == "auto" and accelerator == "cpu" else config.devices
-    world_size = local_processes(devices, accelerator) * config.num_nodes
+    world_size = local_processes(config.devices, accelerator) * config.num_nodes
     if config.batch_size % world_size:
         raise ConfigError(
             f"batch_size={config.batch_size} is the global batch size and must be divisible "
@@ -253,9 +257,7 @@ def plan_run(config: TrainConfig) -> Plan:
     num_workers = (
         config.num_workers
         if isinstance(config.num_workers, int)
-        else auto_num_workers(
-            data.batches_per_process(reading), local_processes(config.devices, accelerator)
-        )
+        else auto_num_workers(data.batches_per_process(reading), world_size // config.num_nodes)
     )
     steps_per_epoch = data.steps_per_epoch(dataclasses.replace(reading, num_workers=num_workers))
     epochs = auto_epochs(steps_per_epoch) if config.epochs == "auto" else config.epochs

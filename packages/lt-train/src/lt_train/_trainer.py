@@ -92,7 +92,6 @@ class Trainer:
             self.lock.check()  # another live run owns the folder: fail before any work
         log_versions()
         self.plan = plan = plan_run(config)
-        logger.info("Options: %s", json.dumps(plan.record(), default=str))
         self.resume = None
         if config.resume_interrupted:
             if self.run_dir.last_checkpoint.is_file():
@@ -107,6 +106,10 @@ class Trainer:
         torch.manual_seed(config.seed)  # named models draw their initial weights from it
         self.wrapper = resolve_model(config.model, config.model_args)
         check_model(self.wrapper, plan)
+        # config.json and the loggers' parameters: the options with every resolved value
+        # (the memory format comes from the dry run above).
+        self.record = plan.record()
+        logger.info("Options: %s", json.dumps(self.record, default=str))
         self.resumed = self.resume is not None
         self.progress = Progress.of(self.resume)
 
@@ -131,7 +134,7 @@ class Trainer:
         source.use_cache(
             config.data_cache,
             epochs=plan.epochs,
-            local_processes=max(1, fabric.world_size // max(1, config.num_nodes)),
+            local_processes=plan.local_processes,
             # A checkpoint from before data_cache existed: that run read every epoch from disk.
             resumed=None if self.resume is None else self.resume.get("data_cache", "none"),
         )
@@ -170,7 +173,7 @@ class Trainer:
             self.started = MetricLoggers.start_remote(
                 config.loggers,  # type: ignore[arg-type]
                 self.run_dir.root,
-                plan.record(),
+                self.record,
             )
             self.aside = self.run_dir.prepare(config.overwrite)
         fabric.barrier()
@@ -219,7 +222,7 @@ class Trainer:
         start the metric loggers (process 0)."""
         if not self.fabric.is_global_zero:
             return
-        plan, run, progress = self.plan, self.run_dir, self.progress
+        run, progress = self.run_dir, self.progress
         if self.aside is not None:
             logger.info(
                 "The earlier run's files in this folder were moved to %s; they are deleted "
@@ -238,13 +241,13 @@ class Trainer:
         else:
             if self.config.resume_interrupted:  # no checkpoint yet: a new start, step 0
                 truncate_metrics(run.metrics, 0)
-            atomic_write_text(run.config, json.dumps(plan.record(), indent=2) + "\n")
+            atomic_write_text(run.config, json.dumps(self.record, indent=2) + "\n")
         run.write_state("running", step=progress.step, max_steps=progress.max_steps)
         self.loggers = MetricLoggers(
             self.config.loggers,  # type: ignore[arg-type]
             run.root,
             run.metrics,
-            plan.record(),
+            self.record,
             started=self.started,
         )
         self.started = []
@@ -543,7 +546,7 @@ def export_model(wrapper: torch.nn.Module, path: Any) -> None:
     needed = torch_save_size(state)
     check_free_space(path.parent, needed, f"the export {path}")
     try:
-        atomic_torch_save(state, path)
+        atomic_torch_save(state, path, needed)
     except DiskFullError as e:
         note = "the earlier export is kept" if path.is_file() else "nothing was exported"
         raise e.with_note(note) from e.__cause__

@@ -7,7 +7,7 @@ import sys
 
 from torch import nn
 
-from lt_core._protocol import WRAPPER_METHODS
+from lt_core import WRAPPER_METHODS
 
 __all__ = ["KNOWN_CLASSES", "looks_like_wrapper", "wrap_known_model"]
 
