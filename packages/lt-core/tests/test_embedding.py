@@ -51,3 +51,17 @@ def test_bad_embed_dim(bad: object) -> None:
 def test_embedding_model_rejects_plain_module() -> None:
     with pytest.raises(WrapperTypeError, match="missing the wrapper method"):
         EmbeddingModel(TinyCNN())  # type: ignore[arg-type]
+
+
+def test_dense_outputs_whatever_pool_says() -> None:
+    torch.manual_seed(0)
+    model = EmbeddingModel(GoodWrapper(16), embed_dim=5, pool=True)
+    x = torch.randn(2, 3, 16, 16)
+    w = model.wrapper
+    dense = model.forward_dense(x)
+    expected = model.embedding(w.forward_features(x)["features"])
+    assert dense.ndim == 4 and dense.shape[:2] == (2, 5)
+    torch.testing.assert_close(dense, expected)
+    pooled, dense2 = model.forward_global_and_dense(x)
+    torch.testing.assert_close(pooled, model(x))
+    torch.testing.assert_close(dense2, expected)

@@ -73,3 +73,21 @@ class EmbeddingModel(nn.Module):
             emb = self.embedding(wrapper.forward_pool(features)["pooled_features"])
             return cast(Tensor, emb.flatten(start_dim=1))
         return cast(Tensor, self.embedding(features["features"]))
+
+    def forward_dense(self, x: Tensor) -> Tensor:
+        """The embedded unpooled map ``(B, embed_dim, H, W)``, whatever ``pool`` says:
+        ``forward_features -> embedding layer``, no ``forward_pool``."""
+        features = cast(ModelWrapper, self.wrapper).forward_features(x)
+        return cast(Tensor, self.embedding(features["features"]))
+
+    def forward_global_and_dense(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Both outputs from one ``forward_features`` call: the pooled embedding
+        ``(B, embed_dim * h * w)`` (as ``forward`` with ``pool=True``) and the embedded
+        unpooled map ``(B, embed_dim, H, W)`` (as :meth:`forward_dense`). Dense methods
+        (DenseCL, dense distillation) use this to train the global and the local
+        features of one pass."""
+        wrapper = cast(ModelWrapper, self.wrapper)
+        features = wrapper.forward_features(x)
+        pooled = self.embedding(wrapper.forward_pool(features)["pooled_features"])
+        dense = self.embedding(features["features"])
+        return cast(Tensor, pooled.flatten(start_dim=1)), cast(Tensor, dense)
