@@ -55,6 +55,10 @@ class Method(nn.Module, abc.ABC):
         default_lr: Base learning rate for a global batch of 256 images; the trainer uses
             ``default_lr * batch_size / 256``.
         default_weight_decay: Weight decay of all parameters except biases and norm layers.
+        vit_defaults: ``(optimizer, lr per 256 images, weight decay)`` used instead of the
+            three defaults above when the model is a vision transformer (the papers train
+            ViTs with AdamW and CNNs with SGD or LARS); ``None`` keeps the defaults above
+            for every model. See :meth:`optimizer_defaults`.
         min_batch_size: The fewest images one forward pass of the loss must see to learn
             anything (SimCLR: 2, an image needs another as its negative); the trainer
             rejects smaller batches before training.
@@ -79,6 +83,7 @@ class Method(nn.Module, abc.ABC):
     default_optimizer: ClassVar[str]
     default_lr: ClassVar[float]
     default_weight_decay: ClassVar[float]
+    vit_defaults: ClassVar[tuple[str, float, float] | None] = None
     min_batch_size: ClassVar[int] = 1
     gathers_batch: ClassVar[bool] = False
 
@@ -112,6 +117,15 @@ class Method(nn.Module, abc.ABC):
         """
         resolve = getattr(args, "resolve", None)
         return resolve(num_images, total_steps) if callable(resolve) else args
+
+    @classmethod
+    def optimizer_defaults(cls, family: str = "cnn") -> tuple[str, float, float]:
+        """``(optimizer, lr per 256 images, weight decay)`` for a model of ``family``
+        (``"cnn"`` or ``"vit"``): :attr:`vit_defaults` for a ViT when set, else
+        ``default_optimizer``, ``default_lr`` and ``default_weight_decay``."""
+        if family == "vit" and cls.vit_defaults is not None:
+            return cls.vit_defaults
+        return cls.default_optimizer, cls.default_lr, cls.default_weight_decay
 
     @classmethod
     @abc.abstractmethod
