@@ -185,3 +185,27 @@ def test_state_dict_round_trip(name: str, method_factory: Factory) -> None:
     b.load_state_dict(a.state_dict())
     for (ka, va), (kb, vb) in zip(a.state_dict().items(), b.state_dict().items()):
         assert ka == kb and torch.equal(va, vb)
+
+
+@pytest.mark.parametrize("name", METHODS)
+def test_ema_networks_move_towards_the_trained_ones(
+    name: str, method_factory: Factory, views_factory: Factory
+) -> None:
+    method: Method = method_factory(name)
+    pairs = method.ema_pairs()
+    if not pairs:
+        pytest.skip(f"{name} has no EMA network")
+    views = views_factory(method)
+    optimizer = torch.optim.SGD(method.param_groups(), lr=0.5)
+    before = [[p.detach().clone() for p in ema.parameters()] for _, ema in pairs]
+    for step in range(2):
+        out = method(views, step=step, max_steps=4, steps_per_epoch=2)
+        out["loss"].backward()
+        method.on_before_optimizer_step(step=step, steps_per_epoch=2)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        method.on_after_optimizer_step(step=step, max_steps=4)
+    for (trained, ema), old in zip(pairs, before):
+        assert all(not p.requires_grad for p in ema.parameters()), "EMA weights are trained"
+        moved = [not torch.equal(p, q) for p, q in zip(ema.parameters(), old)]
+        assert any(moved), f"the EMA copy of {type(trained).__name__} did not move"

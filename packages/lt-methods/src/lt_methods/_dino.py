@@ -184,14 +184,18 @@ class DINO(Method):
             for param in self.projection_head.last_layer.parameters():
                 param.grad = None
 
+    def ema_pairs(self) -> list[tuple[nn.Module, nn.Module]]:
+        """The student model and head with the teacher's."""
+        return [(self.model, self.teacher_model), (self.projection_head, self.teacher_head)]
+
     @torch.no_grad()
     def on_after_optimizer_step(self, step: int, max_steps: int) -> None:
         """Move the teacher toward the student: ``t = m * t + (1 - m) * s``."""
         from lightly.models.utils import update_momentum
 
         m = self.ema_momentum(step, max_steps)
-        update_momentum(self.model, self.teacher_model, m)
-        update_momentum(self.projection_head, self.teacher_head, m)
+        for student, teacher in self.ema_pairs():
+            update_momentum(student, teacher, m)
 
 
 def _forward(model: nn.Module, head: nn.Module, views: list[Tensor]) -> list[Tensor]:

@@ -180,8 +180,15 @@ class Method(nn.Module, abc.ABC):
         """Called after ``optimizer.step()`` (EMA updates go here). No-op by default."""
 
     def embedding_model(self) -> EmbeddingModel:
-        """The student backbone with its embedding layer: what gets exported."""
+        """The backbone with its embedding layer that gets exported: the student by
+        default; a method with an EMA network returns the one its paper evaluates."""
         return self.model
+
+    def ema_pairs(self) -> list[tuple[nn.Module, nn.Module]]:
+        """``(trained module, its exponential moving average)`` pairs that
+        :meth:`on_after_optimizer_step` updates; empty for methods without an EMA. The
+        tests check that every average moves towards its module after a step."""
+        return []
 
 
 def split_decay_params(module: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
