@@ -26,6 +26,7 @@ from lt_train._devices import local_processes, resolve_accelerator, resolve_prec
 from lt_train._dry_run import dry_run
 from lt_train._loggers import check_logger_packages
 from lt_train._models import get_model_wrapper
+from lt_train._models._family import model_family
 from lt_train._models._known import KNOWN_CLASSES, looks_like_wrapper, wrap_known_model
 from lt_train._optim import scaled_lr
 from lt_train._run_dir import RunDir, check_out_dir
@@ -56,6 +57,7 @@ class Plan:
     num_workers: int
     steps_per_epoch: int  # optimizer steps
     epochs: int  # resolved from "auto"
+    model_family: str  # "cnn" or "vit": which of the method's optimizer recipes applies
     optimizer: str
     base_lr: float
     lr: float
@@ -98,6 +100,7 @@ class Plan:
 
     def resolved(self) -> dict[str, Any]:
         return {
+            "model_family": self.model_family,
             "optimizer": self.optimizer,
             "lr": self.lr,
             "weight_decay": self.weight_decay,
@@ -276,10 +279,12 @@ def plan_run(config: TrainConfig) -> Plan:
     recipe = method_cls.view_recipe(transform_args)
     image_size = (int(transform_args.image_size[0]), int(transform_args.image_size[1]))
     decode_size = _decode_size(config.decode_size, recipe, image_size, data)
-    optimizer = method_cls.default_optimizer if config.optim == "auto" else config.optim
+    family = model_family(config.model)
+    default_optimizer, default_lr, default_weight_decay = method_cls.optimizer_defaults(family)
+    optimizer = default_optimizer if config.optim == "auto" else config.optim
     o = config.optim_args
-    base_lr = o.lr if o.lr is not None else method_cls.default_lr
-    weight_decay = o.weight_decay if o.weight_decay is not None else method_cls.default_weight_decay
+    base_lr = o.lr if o.lr is not None else default_lr
+    weight_decay = o.weight_decay if o.weight_decay is not None else default_weight_decay
     lr = scaled_lr(  # to the effective batch of an optimizer step
         base_lr,
         step_images,
@@ -317,6 +322,7 @@ def plan_run(config: TrainConfig) -> Plan:
         num_workers=num_workers,
         steps_per_epoch=steps_per_epoch,
         epochs=epochs,
+        model_family=family,
         optimizer=optimizer,
         base_lr=base_lr,
         lr=lr,

@@ -149,7 +149,8 @@ class Trainer:
         method, optimizer = build_method(fabric, plan, self.wrapper, self.init_weights)
         identity = {
             "run": plan.fingerprint,
-            "model_prefix": model_prefix(method, self.wrapper),
+            # (of the exported network, so an export cut from a checkpoint equals it)
+            "model_prefix": model_prefix(method, _unwrap(method).embedding_model().wrapper),
             "data_cache": source.cache_mode,
         }
         self.state = TrainState(fabric, method, optimizer, progress, identity)
@@ -428,7 +429,7 @@ class Trainer:
         if not last and self.callbacks.export_due(progress.epoch):
             self._check_state_finite("export")
             if self.fabric.is_global_zero:
-                export_model(self.wrapper, self.run_dir.exported_last)
+                export_model(self.exported_wrapper(), self.run_dir.exported_last)
         logger.info(
             "Epoch %d/%d done, step %d, mean loss %.4f.",
             epoch + 1,
@@ -448,6 +449,11 @@ class Trainer:
         if self.fabric.world_size > 1:
             mean = self.fabric.all_reduce(mean, reduce_op="mean")
         return float(mean)
+
+    def exported_wrapper(self) -> torch.nn.Module:
+        """The wrapper whose ``get_model()`` is exported: that of the method's
+        ``embedding_model()`` (the student, or the EMA network a method's paper evaluates)."""
+        return self.state.unwrapped.embedding_model().wrapper  # type: ignore[no-any-return]
 
     # -- checkpoints ---------------------------------------------------------------------
 
@@ -492,7 +498,7 @@ class Trainer:
         if not self.fabric.is_global_zero:
             return
         plan, run, progress = self.plan, self.run_dir, self.progress
-        export_model(self.wrapper, run.exported_last)
+        export_model(self.exported_wrapper(), run.exported_last)
         if self.loggers is not None and self.loggers.jsonl is not None:
             self.loggers.jsonl.write(
                 {
@@ -559,3 +565,8 @@ def _reseed(fabric: Any, seed: int) -> None:
         fabric.seed_everything(seed, workers=True, verbose=False)
     except TypeError:
         fabric.seed_everything(seed, workers=True)
+
+
+def _unwrap(method: Any) -> Any:
+    """The method inside Fabric's module wrapper."""
+    return method.module if hasattr(method, "module") else method
