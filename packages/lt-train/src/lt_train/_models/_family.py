@@ -40,9 +40,7 @@ def model_family(model: Any) -> str:
         return "cnn"
     attention = convs = 0
     for module in model.modules():
-        if isinstance(module, nn.MultiheadAttention) or type(module).__name__.endswith(
-            "Attention"
-        ):
+        if isinstance(module, nn.MultiheadAttention) or type(module).__name__.endswith("Attention"):
             attention += 1
         elif isinstance(module, nn.Conv2d):
             convs += 1
