@@ -7,6 +7,7 @@ Each method is a :class:`Method` registered by name; :data:`DEFAULT_METHOD` is
 package is imported.
 """
 
+from lt_methods._densecl import DenseCL, DenseCLArgs, DenseCLTransformArgs
 from lt_methods._dino import DINO
 from lt_methods._dino_args import (
     DINOArgs,
@@ -45,6 +46,9 @@ __version__ = "0.1.0"
 __all__ = [
     "DEFAULT_METHOD",
     "DINO",
+    "DenseCL",
+    "DenseCLArgs",
+    "DenseCLTransformArgs",
     "LARS",
     "OPTIMIZER_NAMES",
     "ColorJitterArgs",
