@@ -17,7 +17,7 @@ from lt_methods import Method, get_method
 SMALL_ARGS: dict[str, dict[str, Any]] = {
     "simclr": {"hidden_dim": 32, "output_dim": 16},
     "dino": {"hidden_dim": 32, "bottleneck_dim": 16, "output_dim": 64},
-    "densecl": {"hidden_dim": 32, "output_dim": 16, "queue_length": 64},
+    "densecl": {"hidden_dim": 32, "output_dim": 16, "memory_bank_size": 64},
 }
 IMAGE_SIZE = (32, 32)
 BATCH_SIZE = 8

@@ -14,7 +14,7 @@ from lt_core import ConfigError, EmbeddingModel, from_dict
 from lt_methods import DenseCL, DenseCLArgs, DenseCLTransformArgs
 from lt_methods._densecl import info_nce
 
-SMALL = {"hidden_dim": 32, "output_dim": 16, "queue_length": 64}
+SMALL = {"hidden_dim": 32, "output_dim": 16, "memory_bank_size": 64}
 
 
 class PooledPixels(nn.Module):
@@ -75,7 +75,7 @@ def test_each_location_is_matched_to_its_most_similar_key_location() -> None:
     query = views()[0]
     negatives = method.dense_queue.bank.clone()
     out = method.training_step([query, query.flip(-1)], step=0, max_steps=1, steps_per_epoch=1)
-    pooled, dense = method.model.forward_global_and_dense(query)
+    _, dense = method.model.forward_global_and_dense(query)
     q_dense = F.normalize(method.dense_head(dense.flatten(2).transpose(1, 2)), dim=2)
     q_dense = q_dense.flatten(0, 1)
     expected = info_nce(q_dense, q_dense, negatives, method.args.temperature)
@@ -116,7 +116,7 @@ def test_queues_take_the_keys_and_keep_them_in_the_state_dict() -> None:
 
 def test_only_the_unpooled_map_trains_a_wrapper_with_a_detached_pool() -> None:
     for weight, trains in ((0.5, True), (0.0, False)):
-        method = densecl(PooledPixels(detach_pool=True), dense_loss_weight=weight)
+        method = densecl(PooledPixels(detach_pool=True), lambda_=weight)
         method.training_step(views(), step=0, max_steps=1, steps_per_epoch=1)["loss"].backward()
         grad = method.model.wrapper.conv.weight.grad
         assert grad is not None and (grad.abs().sum() > 0) == trains
@@ -137,15 +137,15 @@ def test_dense_warmup_turns_the_dense_loss_on_later() -> None:
 
 def test_a_1x1_map_is_a_clear_error_unless_the_dense_loss_is_off() -> None:
     method = densecl(PooledPixels(grid=1))
-    with pytest.raises(ConfigError, match=r"1x1 map.*image_size.*dense_loss_weight=0"):
+    with pytest.raises(ConfigError, match=r"1x1 map.*image_size.*lambda_=0"):
         method.training_step(views(), step=0, max_steps=1, steps_per_epoch=1)
-    method = densecl(PooledPixels(grid=1), dense_loss_weight=0.0)
+    method = densecl(PooledPixels(grid=1), lambda_=0.0)
     out = method.training_step(views(), step=0, max_steps=1, steps_per_epoch=1)
     assert torch.isfinite(out["loss"])
 
 
 def test_key_encoder_is_an_ema_of_the_query_encoder() -> None:
-    method = densecl(momentum=0.9)
+    method = densecl(momentum_start=0.9)
     optimizer = torch.optim.SGD(method.param_groups(), lr=0.5)
     key_before = [p.clone() for p in method.key_dense_head.parameters()]
     method.training_step(views(), step=0, max_steps=1, steps_per_epoch=1)["loss"].backward()
@@ -172,32 +172,47 @@ def test_automatic_options(
     num_images: int | None, total_steps: int | None, queue: int, warmup: int, momentum: float
 ) -> None:
     args = DenseCLArgs().resolve(num_images, total_steps)
-    assert (args.queue_length, args.dense_warmup_steps) == (queue, warmup)
-    assert args.momentum == pytest.approx(momentum)
+    assert (args.memory_bank_size, args.dense_warmup_steps) == (queue, warmup)
+    assert args.momentum_start == args.momentum_end == pytest.approx(momentum)
     assert args.resolve(num_images, total_steps) == args
-    explicit = DenseCLArgs(queue_length=7, dense_warmup_steps=3, momentum=0.5)
+    explicit = DenseCLArgs(
+        memory_bank_size=7, dense_warmup_steps=3, momentum_start=0.5, momentum_end=0.9
+    )
     assert explicit.resolve(num_images, total_steps) == explicit
+    assert DenseCLArgs(momentum_start=0.9).resolve(num_images, total_steps).momentum_end == 0.9
+
+
+def test_momentum_schedule() -> None:
+    method = densecl(momentum_start=0.99, momentum_end=1.0)
+    assert method.ema_momentum(0, 11) == pytest.approx(0.99)
+    assert method.ema_momentum(5, 11) == pytest.approx(0.995)  # half way on the cosine
+    assert method.ema_momentum(10, 11) == method.ema_momentum(20, 11) == 1.0
+    assert densecl(momentum_start=0.99).ema_momentum(5, 11) == pytest.approx(0.99)
 
 
 def test_none_means_auto_and_a_direct_build_resolves_the_paper_values() -> None:
-    args = DenseCLArgs(queue_length=None, dense_warmup_steps=None, momentum=None)
-    assert (args.queue_length, args.dense_warmup_steps, args.momentum) == ("auto",) * 3
+    keys = ("memory_bank_size", "dense_warmup_steps", "momentum_start", "momentum_end")
+    args = DenseCLArgs(**dict.fromkeys(keys))  # type: ignore[arg-type]
+    assert [getattr(args, key) for key in keys] == ["auto"] * 4
     method = DenseCL(EmbeddingModel(PooledPixels()), {"hidden_dim": 8, "output_dim": 8})
-    assert method.args.queue_length == 65536 and method.args.momentum == 0.999
+    assert method.args.memory_bank_size == 65536 and method.args.momentum_start == 0.999
+    assert method.args.momentum_end == 0.999 and method.args.dense_warmup_steps == 1000
     assert method.global_queue.bank.shape == (65536, 8)
 
 
 @pytest.mark.parametrize(
     ("key", "value"),
     [
-        ("queue_length", 0),
-        ("queue_length", 2.5),
-        ("dense_loss_weight", 1.5),
+        ("memory_bank_size", 0),
+        ("memory_bank_size", 2.5),
+        ("lambda_", 1.5),
         ("dense_warmup_steps", -1),
-        ("momentum", 1.2),
+        ("momentum_start", 1.2),
+        ("momentum_end", -0.1),
         ("temperature", 0.0),
         ("hidden_dim", 0),
         ("output_dim", True),
+        ("gather_distributed", "yes"),
         ("reference_batch_size", 0),
     ],
 )

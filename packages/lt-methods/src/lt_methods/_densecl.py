@@ -3,143 +3,22 @@
 from __future__ import annotations
 
 import copy
-import dataclasses
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lt_core import ConfigError, EmbeddingModel, ViewConfig
-from lt_methods._checks import check_int, check_lr_scaling, check_positive, check_range
+from lt_methods._densecl_args import DenseCLArgs, DenseCLTransformArgs, resolved
 from lt_methods._method import Method
 from lt_methods._registry import register_method
-from lt_methods._transform_args import ColorJitterArgs, MethodTransformArgs, RandomResizeArgs
 
 if TYPE_CHECKING:
     from lightly.models.modules.heads import DenseCLProjectionHead  # type: ignore[import-untyped]
     from lightly.models.modules.memory_bank import MemoryBankModule  # type: ignore[import-untyped]
 
-__all__ = ["DenseCL", "DenseCLArgs", "DenseCLTransformArgs"]
-
-Auto = Literal["auto"]
-
-#: The paper's queue (65536 keys for ImageNet's 1.28M images) and the largest share of the
-#: dataset an automatic queue may hold.
-_MAX_QUEUE = 65536
-_QUEUE_FRACTION = 0.1
-#: The paper's key-encoder momentum, and the lowest automatic one (short runs).
-_MOMENTUM, _MIN_MOMENTUM = 0.999, 0.99
-#: The reference code's warm-up: dense loss off for the first 1000 iterations.
-_DENSE_WARMUP_STEPS = 1000
-
-
-@dataclass(kw_only=True)
-class DenseCLArgs:
-    """Options of :class:`DenseCL` (``method_args``). ``"auto"`` and ``None`` both mean
-    automatic (``None`` is stored as ``"auto"``); :meth:`resolve` sets them.
-
-    Attributes:
-        hidden_dim: Hidden width of the global and the dense projection head (paper: 2048).
-        output_dim: Dimension of the projections and of the queued keys (paper: 128).
-        temperature: Temperature of both InfoNCE losses (paper, as MoCo v2: 0.2).
-        queue_length: Keys in each of the two queues (negatives). Auto: the paper's 65536,
-            but at most a tenth of the dataset, rounded down to a power of two (4096 for
-            CIFAR-10's 50,000 images): a queue holding much of the dataset holds older keys
-            of the query's own image as negatives.
-        dense_loss_weight: ``lambda`` of ``(1 - lambda) * global + lambda * dense``
-            (paper: 0.5); 0 trains MoCo v2.
-        dense_warmup_steps: Optimizer steps at the start with ``lambda = 0`` (global loss
-            only), while the features that pick the corresponding locations are still
-            random. Auto: the reference code's 1000 steps, at most a tenth of the run.
-        momentum: EMA momentum of the key encoder, constant as in the paper. Auto: the
-            paper's 0.999, lowered for short runs to ``1 - 10 / total_steps`` (the key
-            encoder averages over about a tenth of the run) but not below 0.99, which MoCo's
-            ablation still finds close to 0.999.
-        lr_scale_method: How the trainer scales the base learning rate to the effective
-            batch: ``"linear"`` or ``"sqrt"`` (see :class:`lt_methods.SimCLRArgs`).
-        reference_batch_size: Batch size the base learning rate is given for.
-    """
-
-    hidden_dim: int = 2048
-    output_dim: int = 128
-    temperature: float = 0.2
-    queue_length: int | Auto | None = "auto"
-    dense_loss_weight: float = 0.5
-    dense_warmup_steps: int | Auto | None = "auto"
-    momentum: float | Auto | None = "auto"
-    lr_scale_method: Literal["linear", "sqrt"] = "linear"
-    reference_batch_size: int = 256
-
-    def __post_init__(self) -> None:
-        for key in ("queue_length", "dense_warmup_steps", "momentum"):
-            if getattr(self, key) is None:
-                setattr(self, key, "auto")
-        check_int("method_args.hidden_dim", self.hidden_dim, 1)
-        check_int("method_args.output_dim", self.output_dim, 1)
-        check_positive("method_args.temperature", self.temperature)
-        if self.queue_length != "auto":
-            check_int("method_args.queue_length", self.queue_length, 1)  # type: ignore[arg-type]
-        check_range("method_args.dense_loss_weight", self.dense_loss_weight, 0.0, 1.0)
-        if self.dense_warmup_steps != "auto":
-            check_int("method_args.dense_warmup_steps", self.dense_warmup_steps, 0)  # type: ignore[arg-type]
-        if self.momentum != "auto":
-            check_range("method_args.momentum", self.momentum, 0.0, 1.0)  # type: ignore[arg-type]
-        check_lr_scaling(self.lr_scale_method, self.reference_batch_size)
-
-    def resolve(
-        self, num_images: int | None = None, total_steps: int | None = None
-    ) -> DenseCLArgs:
-        """A copy with ``queue_length``, ``dense_warmup_steps`` and ``momentum`` set from
-        the dataset size and the run length; ``None`` for either picks the paper's value."""
-        queue = self.queue_length
-        if queue == "auto":
-            queue = _MAX_QUEUE
-            if num_images is not None:
-                cap = max(1, int(num_images * _QUEUE_FRACTION))
-                queue = min(_MAX_QUEUE, 1 << (cap.bit_length() - 1))
-        warmup = self.dense_warmup_steps
-        if warmup == "auto":
-            warmup = _DENSE_WARMUP_STEPS
-            if total_steps is not None:
-                warmup = min(warmup, int(total_steps * 0.1))
-        momentum = self.momentum
-        if momentum == "auto":
-            momentum = _MOMENTUM
-            if total_steps is not None and total_steps > 0:
-                momentum = round(min(_MOMENTUM, max(_MIN_MOMENTUM, 1 - 10 / total_steps)), 6)
-        return dataclasses.replace(
-            self, queue_length=queue, dense_warmup_steps=warmup, momentum=momentum
-        )
-
-
-@dataclass(kw_only=True)
-class DenseCLRandomResizeArgs(RandomResizeArgs):
-    """MoCo v2's crop: area 0.2-1."""
-
-    min_scale: float = 0.2
-
-
-@dataclass(kw_only=True)
-class DenseCLColorJitterArgs(ColorJitterArgs):
-    """MoCo v2's color jitter, p=0.8: brightness, contrast, saturation 0.4, hue 0.1,
-    written as strength 0.5 times (0.8, 0.8, 0.8, 0.2)."""
-
-    strength: float = 0.5
-
-
-@dataclass(kw_only=True)
-class DenseCLTransformArgs(MethodTransformArgs):
-    """Options of DenseCL's two views (``transform_args``), MoCo v2's recipe as in the
-    paper: crop area 0.2-1, color jitter 0.4/0.4/0.4/0.1 (p=0.8), grayscale (p=0.2),
-    Gaussian blur (p=0.5, sigma 0.1-2 pixels at 224 pixels), horizontal flip. See
-    :class:`MethodTransformArgs` for the keys."""
-
-    random_resize: DenseCLRandomResizeArgs | None = field(
-        default_factory=DenseCLRandomResizeArgs
-    )
-    color_jitter: DenseCLColorJitterArgs | None = field(default_factory=DenseCLColorJitterArgs)
+__all__ = ["DenseCL", "info_nce"]
 
 
 @register_method
@@ -156,7 +35,7 @@ class DenseCL(Method):
     whose embedding is most similar (cosine, argmax; lightly's ``select_most_similar``),
     and its negatives are a second queue holding one key per earlier image (the mean of its
     dense projections), as in the reference code. ``loss = (1 - lambda) * global + lambda
-    * dense``, ``lambda = 0`` during ``dense_warmup_steps``.
+    * dense`` with ``lambda = method_args.lambda_``, 0 during ``dense_warmup_steps``.
 
     Why matching by similarity rather than by the crop geometry: it is the paper's rule;
     it needs nothing from the view pipeline, so it also holds for rotations and your own
@@ -169,23 +48,28 @@ class DenseCL(Method):
     with what to change. At least 4x4 is recommended: 128 pixels for stride 32, or a
     CIFAR-stem network (stride 8) on 32-pixel images.
 
-    Default optimizer: SGD with momentum, lr 0.03 per 256 images and weight decay 1e-4,
-    the paper's (and MoCo v2's) values. Exported network: the query encoder, which the
-    paper transfers. Under ``torch.distributed`` the key encoder's batch is shuffled over
+    Default optimizer: SGD with momentum 0.9, lr 0.1 per 256 images and weight decay 1e-4
+    (the paper's). The paper's lr is 0.03 for 200 ImageNet epochs and 0.3 for 800 COCO
+    epochs; 0.1 lies between them, is LightlyTrain's DenseCL default and close to lightly's
+    CIFAR-10 MoCo benchmark (0.12 per 256): the short runs on small data this trainer
+    expects need a larger step than 200 ImageNet epochs. For vision transformers: AdamW, lr
+    1.5e-4 per 256 images, weight decay 0.1, MoCo v3's ViT recipe (the DenseCL paper has
+    no ViT). Exported network: the query encoder, which the paper transfers. Under ``torch.distributed`` the key encoder's batch is shuffled over
     the processes (MoCo's shuffled batch norm) and each queue takes the keys of all
     processes; on one process batch norm sees the same images in both encoders.
 
     Shapes: ``views`` is two ``(B, 3, H, W)`` tensors; the embedding model gives ``(B,
     D)`` pooled and ``(B, D, h, w)`` dense; the heads give ``(B, output_dim)`` and ``(B,
-    h * w, output_dim)``; each queue is ``(queue_length, output_dim)``.
+    h * w, output_dim)``; each queue is ``(memory_bank_size, output_dim)``.
     """
 
     name: ClassVar[str] = "densecl"
     Args: ClassVar[type] = DenseCLArgs
     TransformArgs: ClassVar[type] = DenseCLTransformArgs
     default_optimizer: ClassVar[str] = "sgd"
-    default_lr: ClassVar[float] = 0.03
+    default_lr: ClassVar[float] = 0.1
     default_weight_decay: ClassVar[float] = 1e-4
+    vit_defaults: ClassVar[tuple[str, float, float] | None] = ("adamw", 1.5e-4, 0.1)
     min_batch_size: ClassVar[int] = 1  # negatives come from the queues
 
     args: DenseCLArgs
@@ -210,9 +94,9 @@ class DenseCL(Method):
         self.key_dense_head: DenseCLProjectionHead = copy.deepcopy(self.dense_head)
         for key_module in (self.key_model, self.key_global_head, self.key_dense_head):
             deactivate_requires_grad(key_module)
-        size = (_resolved(a.queue_length, "queue_length"), a.output_dim)
-        self.global_queue: MemoryBankModule = _queue(size)
-        self.dense_queue: MemoryBankModule = _queue(size)
+        size = (resolved(a.memory_bank_size, "memory_bank_size"), a.output_dim)
+        self.global_queue: MemoryBankModule = _queue(size, a.gather_distributed)
+        self.dense_queue: MemoryBankModule = _queue(size, a.gather_distributed)
 
     @classmethod
     def view_recipe(cls, transform_args: DenseCLTransformArgs) -> list[ViewConfig]:
@@ -232,7 +116,8 @@ class DenseCL(Method):
         self, views: list[Tensor], step: int, max_steps: int, steps_per_epoch: int
     ) -> dict[str, Tensor]:
         """The weighted global and dense InfoNCE losses; also returns both losses, the
-        weight ``lambda`` used at this step and the key encoder's ``ema_momentum``."""
+        weight ``lambda_`` used at this step (``dense_loss_weight``) and the
+        ``ema_momentum`` of the key-encoder update after this step."""
         from lightly.models.utils import select_most_similar
 
         if len(views) != 2:
@@ -263,7 +148,7 @@ class DenseCL(Method):
             "loss_global": loss_global.detach(),
             "loss_dense": loss_dense.detach(),
             "dense_loss_weight": loss.new_tensor(weight).detach(),
-            "ema_momentum": loss.new_tensor(self.ema_momentum()).detach(),
+            "ema_momentum": loss.new_tensor(self.ema_momentum(step, max_steps)).detach(),
         }
 
     def _keys(self, view: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -277,15 +162,19 @@ class DenseCL(Method):
             view, shuffle = batch_shuffle(view, distributed=True)
         pooled, dense = self.key_model.forward_global_and_dense(view)
         k_map = dense.flatten(2).transpose(1, 2)
-        out = (F.normalize(self.key_global_head(pooled), dim=1), k_map, self.key_dense_head(k_map))
+        k = F.normalize(self.key_global_head(pooled), dim=1)
+        k_dense = self.key_dense_head(k_map)
         if distributed:
-            out = tuple(batch_unshuffle(o, shuffle, distributed=True) for o in out)  # type: ignore[assignment]
-        return out
+            k, k_map, k_dense = (
+                batch_unshuffle(o.contiguous(), shuffle, distributed=True)
+                for o in (k, k_map, k_dense)
+            )
+        return k, k_map, k_dense
 
     def check_feature_map(self, dense: Tensor) -> None:
         """Fail on a 1x1 map while the dense loss is on: it has no locations to match."""
         h, w = dense.shape[-2:]
-        if h * w < 2 and self.args.dense_loss_weight > 0:
+        if h * w < 2 and self.args.lambda_ > 0:
             raise ConfigError(
                 f"DenseCL's dense loss needs a feature map of at least 2 locations, but the "
                 f"model gives a {h}x{w} map for {tuple(self.transform_args.image_size)} "
@@ -293,17 +182,22 @@ class DenseCL(Method):
                 "(transform_args.image_size; a stride-32 network such as torchvision's "
                 "ResNet-18 needs at least 64 px, 128+ recommended), a model with a smaller "
                 "output stride (a CIFAR-stem ResNet gives 4x4 at 32 px), or "
-                "method_args.dense_loss_weight=0 (MoCo v2, global loss only)."
+                "method_args.lambda_=0 (MoCo v2, global loss only)."
             )
 
     def dense_weight(self, step: int) -> float:
-        """``lambda`` at ``step``: 0 during the warm-up, then ``dense_loss_weight``."""
-        warmup = _resolved(self.args.dense_warmup_steps, "dense_warmup_steps")
-        return 0.0 if step < warmup else self.args.dense_loss_weight
+        """``lambda_`` at ``step``: 0 during the warm-up, then ``method_args.lambda_``."""
+        warmup = resolved(self.args.dense_warmup_steps, "dense_warmup_steps")
+        return 0.0 if step < warmup else self.args.lambda_
 
-    def ema_momentum(self) -> float:
-        """EMA momentum of the key encoder (constant)."""
-        return float(_resolved(self.args.momentum, "momentum"))
+    def ema_momentum(self, step: int, max_steps: int) -> float:
+        """EMA momentum of the key encoder at ``step``: cosine from ``momentum_start`` to
+        ``momentum_end`` over ``max_steps`` (constant when they are equal, the default)."""
+        from lightly.utils.scheduler import cosine_schedule  # type: ignore[import-untyped]
+
+        start = resolved(self.args.momentum_start, "momentum_start")
+        end = resolved(self.args.momentum_end, "momentum_end")
+        return float(cosine_schedule(min(step, max_steps), max_steps, start, end))
 
     def ema_pairs(self) -> list[tuple[nn.Module, nn.Module]]:
         """The query encoder and both heads with their key (EMA) copies."""
@@ -318,7 +212,7 @@ class DenseCL(Method):
         """Move the key encoder toward the query encoder: ``k = m * k + (1 - m) * q``."""
         from lightly.models.utils import update_momentum
 
-        m = self.ema_momentum()
+        m = self.ema_momentum(step, max_steps)
         for query, key in self.ema_pairs():
             update_momentum(query, key, m)
 
@@ -340,22 +234,14 @@ def info_nce(query: Tensor, key: Tensor, negatives: Tensor, temperature: float) 
     return F.cross_entropy(logits, labels)
 
 
-def _queue(size: tuple[int, int]) -> MemoryBankModule:
-    """lightly's memory bank (random unit keys at first, the keys of all processes
-    enqueued), with its keys and pointer in the ``state_dict`` so that a resumed run
+def _queue(size: tuple[int, int], gather_distributed: bool) -> MemoryBankModule:
+    """lightly's memory bank (random unit keys at first), with its keys and pointer in the ``state_dict`` so that a resumed run
     continues with the same negatives (lightly leaves them out)."""
     from lightly.models.modules.memory_bank import MemoryBankModule
 
-    bank = MemoryBankModule(size=size, gather_distributed=True, feature_dim_first=False)
+    bank = MemoryBankModule(
+        size=size, gather_distributed=gather_distributed, feature_dim_first=False
+    )
     for name in ("bank", "bank_ptr"):
         bank.register_buffer(name, getattr(bank, name), persistent=True)
     return bank
-
-
-def _resolved(value: Any, name: str) -> Any:
-    if value is None or isinstance(value, str):
-        raise ConfigError(
-            f"method_args.{name} is still {value!r}; resolve the options first "
-            "(Method.resolve_args, which a method built directly calls itself)."
-        )
-    return value
