@@ -54,9 +54,13 @@ class DenseCL(Method):
     CIFAR-10 MoCo benchmark (0.12 per 256): the short runs on small data this trainer
     expects need a larger step than 200 ImageNet epochs. For vision transformers: AdamW, lr
     1.5e-4 per 256 images, weight decay 0.1, MoCo v3's ViT recipe (the DenseCL paper has
-    no ViT). Exported network: the query encoder, which the paper transfers. Under ``torch.distributed`` the key encoder's batch is shuffled over
-    the processes (MoCo's shuffled batch norm) and each queue takes the keys of all
-    processes; on one process batch norm sees the same images in both encoders.
+    no ViT).
+
+    Exported network: the query encoder, which the paper transfers. Under
+    ``torch.distributed`` the key encoder's batch is shuffled over the processes (MoCo's
+    shuffled batch norm) and each queue takes the keys of all processes
+    (``gather_distributed``); on one process batch norm sees the same images in both
+    encoders, as in any single-GPU MoCo.
 
     Shapes: ``views`` is two ``(B, 3, H, W)`` tensors; the embedding model gives ``(B,
     D)`` pooled and ``(B, D, h, w)`` dense; the heads give ``(B, output_dim)`` and ``(B,
@@ -226,6 +230,11 @@ def info_nce(query: Tensor, key: Tensor, negatives: Tensor, temperature: float) 
         key: ``(N, C)``, L2-normalized, the positive of each row.
         negatives: ``(K, C)``, L2-normalized, shared by all rows.
         temperature: Softmax temperature.
+
+    lightly's ``NTXentLoss(memory_bank_size=...)`` computes the same for the global loss,
+    but it enqueues its own positives and keeps its queue out of the ``state_dict``; the
+    dense loss queues one key per image, not its positives. Both losses therefore use
+    this function with two of lightly's ``MemoryBankModule`` (see ``_queue``).
     """
     query = query.float()
     positive = (query * key.float()).sum(dim=1, keepdim=True)
@@ -235,8 +244,9 @@ def info_nce(query: Tensor, key: Tensor, negatives: Tensor, temperature: float) 
 
 
 def _queue(size: tuple[int, int], gather_distributed: bool) -> MemoryBankModule:
-    """lightly's memory bank (random unit keys at first), with its keys and pointer in the ``state_dict`` so that a resumed run
-    continues with the same negatives (lightly leaves them out)."""
+    """lightly's memory bank (random unit keys at first, ``(K, C)``), with its keys and
+    pointer in the ``state_dict`` so that a resumed run continues with the same negatives
+    (lightly leaves them out of it)."""
     from lightly.models.modules.memory_bank import MemoryBankModule
 
     bank = MemoryBankModule(
