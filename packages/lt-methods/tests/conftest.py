@@ -17,13 +17,15 @@ from lt_methods import Method, get_method
 SMALL_ARGS: dict[str, dict[str, Any]] = {
     "simclr": {"hidden_dim": 32, "output_dim": 16},
     "dino": {"hidden_dim": 32, "bottleneck_dim": 16, "output_dim": 64},
+    "densecl": {"hidden_dim": 32, "output_dim": 16, "memory_bank_size": 64},
 }
 IMAGE_SIZE = (32, 32)
 BATCH_SIZE = 8
 
 
 class TinyWrapper(nn.Module):
-    """Two convolutions with batch norm; implements the four wrapper methods."""
+    """Two convolutions with batch norm; implements the four wrapper methods. Its map is
+    8x8 for the 32x32 views (stride 4), so dense methods have locations to match."""
 
     def __init__(self, dim: int = 16) -> None:
         super().__init__()

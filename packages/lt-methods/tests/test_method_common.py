@@ -148,6 +148,7 @@ def test_options_as_dicts_or_none(name: str, model_factory: Factory) -> None:
     small = {
         "simclr": {"hidden_dim": 8, "output_dim": 8},
         "dino": {"hidden_dim": 8, "output_dim": 8},
+        "densecl": {"hidden_dim": 8, "output_dim": 8, "memory_bank_size": 8},
     }
     method = cls(model_factory(), small.get(name, {}), None)
     assert isinstance(method.args, cls.Args)

@@ -7,6 +7,8 @@ Each method is a :class:`Method` registered by name; :data:`DEFAULT_METHOD` is
 package is imported.
 """
 
+from lt_methods._densecl import DenseCL
+from lt_methods._densecl_args import DenseCLArgs, DenseCLTransformArgs
 from lt_methods._dino import DINO
 from lt_methods._dino_args import (
     DINOArgs,
@@ -57,6 +59,9 @@ __all__ = [
     "DINOLocalViewRandomResizeArgs",
     "DINORandomResizeArgs",
     "DINOTransformArgs",
+    "DenseCL",
+    "DenseCLArgs",
+    "DenseCLTransformArgs",
     "GaussianBlurArgs",
     "Method",
     "MethodTransformArgs",
