@@ -19,6 +19,13 @@ from lt_methods._dino_args import (
     DINORandomResizeArgs,
     DINOTransformArgs,
 )
+from lt_methods._distillation import Distillation
+from lt_methods._distillation_args import (
+    DistillationArgs,
+    DistillationColorJitterArgs,
+    DistillationRandomResizeArgs,
+    DistillationTransformArgs,
+)
 from lt_methods._lars import LARS
 from lt_methods._method import Method
 from lt_methods._registry import (
@@ -57,6 +64,11 @@ __all__ = [
     "DINOLocalViewRandomResizeArgs",
     "DINORandomResizeArgs",
     "DINOTransformArgs",
+    "Distillation",
+    "DistillationArgs",
+    "DistillationColorJitterArgs",
+    "DistillationRandomResizeArgs",
+    "DistillationTransformArgs",
     "GaussianBlurArgs",
     "Method",
     "MethodTransformArgs",
