@@ -25,6 +25,7 @@ from lt_methods._distillation_args import (
     DistillationColorJitterArgs,
     DistillationRandomResizeArgs,
     DistillationTransformArgs,
+    missing_teacher_message,
 )
 from lt_methods._lars import LARS
 from lt_methods._method import Method
@@ -82,5 +83,6 @@ __all__ = [
     "SolarizeArgs",
     "get_method",
     "list_methods",
+    "missing_teacher_message",
     "register_method",
 ]

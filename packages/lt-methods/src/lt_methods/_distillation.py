@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
@@ -244,7 +245,7 @@ class _Head(nn.Module):
 def _head(in_dim: int, out_dim: int, a: DistillationArgs) -> nn.Module:
     dims = [in_dim] + [a.projection_hidden_dim] * (a.n_projection_layers - 1) + [out_dim]
     layers: list[nn.Module] = []
-    for i, (d_in, d_out) in enumerate(zip(dims, dims[1:])):
+    for i, (d_in, d_out) in enumerate(itertools.pairwise(dims)):
         layers.append(nn.Linear(d_in, d_out))
         if i < len(dims) - 2:
             layers += [nn.LayerNorm(d_out), nn.GELU()]

@@ -28,11 +28,11 @@ from lt_methods._transform_args import (
 )
 
 __all__ = [
+    "MODES",
     "DistillationArgs",
     "DistillationColorJitterArgs",
     "DistillationRandomResizeArgs",
     "DistillationTransformArgs",
-    "MODES",
     "missing_teacher_message",
 ]
 
@@ -126,8 +126,7 @@ class DistillationArgs:
             self.teacher_weights = os.fspath(w)
         if self.mode not in MODES:
             raise ConfigError(
-                f"method_args.mode must be one of {', '.join(map(repr, MODES))}, got "
-                f"{self.mode!r}."
+                f"method_args.mode must be one of {', '.join(map(repr, MODES))}, got {self.mode!r}."
             )
         if self.queue_size != "auto":
             check_int("method_args.queue_size", self.queue_size, 1)  # type: ignore[arg-type]
