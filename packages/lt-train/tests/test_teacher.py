@@ -84,11 +84,7 @@ def test_distillation_from_an_earlier_run_trains_and_records_it(
     data: Path, teacher_run: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "student"
-    train(
-        tiny_config(
-            out, data, method="distillation", method_args={"teacher": str(teacher_run)}
-        )
-    )
+    train(tiny_config(out, data, method="distillation", method_args={"teacher": str(teacher_run)}))
     config = json.loads((out / "config.json").read_text())
     assert config["method_args"]["teacher"] == str(teacher_run)
     assert config["method_args"]["queue_size"] == 16  # auto: half of 24 images, at least 16
@@ -152,9 +148,7 @@ class _AtCall(Tiny):
 
 
 @pytest.mark.slow
-def test_resume_matches_an_uninterrupted_run(
-    data: Path, teacher_run: Path, tmp_path: Path
-) -> None:
+def test_resume_matches_an_uninterrupted_run(data: Path, teacher_run: Path, tmp_path: Path) -> None:
     def config(out: Path, model: Tiny, **options: object) -> Any:
         return tiny_config(
             out,
