@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 import torch
+from conftest import SMALL_ARGS
 
 from lt_core import ConfigError, EmbeddingModel, ViewConfig, from_dict
-from conftest import SMALL_ARGS
 from lt_methods import Method, get_method, list_methods
 
 METHODS = list_methods()

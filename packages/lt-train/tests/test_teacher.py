@@ -114,11 +114,11 @@ def test_teacher_errors_before_anything_is_written(
 
 def test_a_folder_without_config_json_and_a_wrapper_run(data: Path, tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
-    with pytest.raises(ConfigError, match="without config.json"):
+    with pytest.raises(ConfigError, match=r"without config\.json"):
         build_teacher(_args(teacher=str(tmp_path / "empty")))
     wrapper_run = tmp_path / "wrapper_run"
     train(tiny_config(wrapper_run, data))  # model=Tiny(): an object, no name on disk
-    with pytest.raises(ConfigError, match="pass the wrapper object.*teacher_weights="):
+    with pytest.raises(ConfigError, match=r"pass the wrapper object.*teacher_weights="):
         build_teacher(_args(teacher=str(wrapper_run)))
     # The fix the message gives works:
     exported = wrapper_run / "exported_models" / "exported_last.pt"
