@@ -106,8 +106,8 @@ class Distillation(Method):
                 self.queue.register_buffer(key, getattr(self.queue, key), persistent=True)
         if a.dense:
             self.dense_head: nn.Module = _head(model.embed_dim, dim, a)
-        self._register_state_dict_hook(_drop_teacher)
-        self.register_load_state_dict_pre_hook(_keep_teacher)
+        self._register_state_dict_hook(_drop_teacher)  # type: ignore[no-untyped-call]
+        self.register_load_state_dict_pre_hook(_keep_teacher)  # type: ignore[no-untyped-call]
 
     def train(self, mode: bool = True) -> Distillation:
         """Set the student and heads to ``mode``; the teacher stays in eval mode."""

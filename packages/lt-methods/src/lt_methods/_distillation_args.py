@@ -129,7 +129,7 @@ class DistillationArgs:
                 f"method_args.mode must be one of {', '.join(map(repr, MODES))}, got {self.mode!r}."
             )
         if self.queue_size != "auto":
-            check_int("method_args.queue_size", self.queue_size, 1)  # type: ignore[arg-type]
+            check_int("method_args.queue_size", self.queue_size, 1)
         check_positive("method_args.temperature", self.temperature)
         if not self.dense_weight >= 0:
             raise ConfigError(f"method_args.dense_weight must be >= 0, got {self.dense_weight!r}.")
