@@ -190,3 +190,17 @@ def test_migrating_page_lists_the_peer_names_as_translate_handles_them() -> None
         "the output of: uv run python -c 'from lightly_train._peer import markdown_table; "
         "print(markdown_table())'"
     )
+
+
+@pytest.mark.parametrize(
+    ("method", "mode"),
+    [("distillationv1", "pooled"), ("distillationv2", "dense"), ("distillationv3", "both")],
+)
+def test_peer_distillation_versions_become_a_mode(method: str, mode: str) -> None:
+    assert translate({"method": method}) == {
+        "method": "distillation",
+        "method_args": {"mode": mode},
+    }
+    kept = translate({"method": method, "method_args": {"mode": "pooled", "queue_size": 64}})
+    assert kept["method_args"] == {"mode": "pooled", "queue_size": 64}
+    assert translate({"method": "distillation"}) == {"method": "distillation"}

@@ -52,6 +52,14 @@ class TinyWrapper(nn.Module):
         return self.dim
 
 
+#: A frozen teacher with another width (24) than the student (16), shared by the tests.
+SMALL_ARGS["distillation"] = {
+    "teacher": EmbeddingModel(TinyWrapper(dim=24)),
+    "queue_size": 16,
+    "projection_hidden_dim": 16,
+}
+
+
 def make_model(embed_dim: int | None = None) -> EmbeddingModel:
     return EmbeddingModel(TinyWrapper(), embed_dim=embed_dim)
 

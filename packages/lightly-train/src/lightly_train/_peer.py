@@ -296,7 +296,33 @@ def translate(options: dict[str, Any]) -> dict[str, Any]:
             group = group.get(part) if isinstance(group, dict) else None
         if isinstance(group, dict) and last in group:
             peer.apply(group.pop(last), group, result)
+    _peer_method(result)
     return result
+
+
+#: The peer's distillation versions: our ``method="distillation"`` with this ``mode``
+#: (v1: the queue target on pooled embeddings; v2: a regression of the feature maps; v3,
+#: the peer's ``"distillation"``: a global and a local term).
+PEER_METHODS: dict[str, str] = {
+    "distillationv1": "pooled",
+    "distillationv2": "dense",
+    "distillationv3": "both",
+}
+
+
+def _peer_method(options: dict[str, Any]) -> None:
+    """``method="distillationv1"`` etc. become ``method="distillation"`` with the
+    version's ``method_args.mode`` (unless the options set a mode)."""
+    method = options.get("method")
+    mode = PEER_METHODS.get(method.lower()) if isinstance(method, str) else None
+    if mode is None:
+        return
+    args = options.get("method_args")
+    if args is None:
+        args = options["method_args"] = {}
+    if isinstance(args, dict):
+        args.setdefault("mode", mode)
+    options["method"] = "distillation"
 
 
 def _copy_dicts(value: Any) -> Any:

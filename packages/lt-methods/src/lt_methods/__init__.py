@@ -21,6 +21,14 @@ from lt_methods._dino_args import (
     DINORandomResizeArgs,
     DINOTransformArgs,
 )
+from lt_methods._distillation import Distillation
+from lt_methods._distillation_args import (
+    DistillationArgs,
+    DistillationColorJitterArgs,
+    DistillationRandomResizeArgs,
+    DistillationTransformArgs,
+    missing_teacher_message,
+)
 from lt_methods._lars import LARS
 from lt_methods._method import Method
 from lt_methods._registry import (
@@ -62,6 +70,11 @@ __all__ = [
     "DenseCL",
     "DenseCLArgs",
     "DenseCLTransformArgs",
+    "Distillation",
+    "DistillationArgs",
+    "DistillationColorJitterArgs",
+    "DistillationRandomResizeArgs",
+    "DistillationTransformArgs",
     "GaussianBlurArgs",
     "Method",
     "MethodTransformArgs",
@@ -75,5 +88,6 @@ __all__ = [
     "SolarizeArgs",
     "get_method",
     "list_methods",
+    "missing_teacher_message",
     "register_method",
 ]

@@ -12,6 +12,7 @@ from lt_core import ConfigError, EmbeddingModel
 from lt_methods import Method
 from lt_train._optim import build_optimizer
 from lt_train._setup import Plan
+from lt_train._teacher import build_teacher
 
 logger = logging.getLogger(__name__)
 
@@ -26,7 +27,8 @@ def build_method(
     config = plan.config
     model = EmbeddingModel(wrapper, embed_dim=config.embed_dim, pool=True)
     model.to(memory_format=plan.memory_format)  # type: ignore[call-overload]
-    method = plan.method_cls(model, plan.method_args, plan.transform_args)
+    method_args = build_teacher(plan.method_args)  # a teacher given by name or path, loaded
+    method = plan.method_cls(model, method_args, plan.transform_args)
     if init_weights is not None:
         _load_init_weights(method, init_weights, config.checkpoint)
     if config.compile:

@@ -31,6 +31,7 @@ from lt_train._models._known import KNOWN_CLASSES, looks_like_wrapper, wrap_know
 from lt_train._optim import scaled_lr
 from lt_train._run_dir import RunDir, check_out_dir
 from lt_train._stop import ignore_stop_signals
+from lt_train._teacher import args_record, check_teacher
 
 logger = logging.getLogger(__name__)
 
@@ -124,7 +125,7 @@ class Plan:
         )
         record.update(
             method=self.method_cls.name,
-            method_args=to_dict(self.method_args),
+            method_args=args_record(self.method_args),
             transform_args=to_dict(self.transform_args),
             resolved=self.resolved(),
         )
@@ -227,6 +228,7 @@ def plan_run(config: TrainConfig) -> Plan:
     method_cls = get_method(config.method or DEFAULT_METHOD)
     method_args = from_dict(method_cls.Args, config.method_args, "method_args")
     transform_args = from_dict(method_cls.TransformArgs, config.transform_args, "transform_args")
+    check_teacher(method_args)  # a method that learns from a teacher: is it there?
     checkpoints = config.callbacks.model_checkpoint.dirpath  # type: ignore[union-attr]
     check_out_dir(config.out, config.overwrite, config.resume_interrupted, checkpoints)
     check_logger_packages(config.loggers)  # type: ignore[arg-type]
@@ -295,7 +297,7 @@ def plan_run(config: TrainConfig) -> Plan:
         config,
         {
             "method": method_cls.name,
-            "method_args": to_dict(method_args),
+            "method_args": args_record(method_args),
             "transform_args": to_dict(transform_args),
             "optimizer": optimizer,
             "lr": lr,
