@@ -42,6 +42,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import subprocess
 import sys
 import time
@@ -143,13 +144,20 @@ def run_training(row: dict[str, Any], args: argparse.Namespace, spec: dict[str, 
     cmd = [str(python), str(Path(__file__).resolve()), "--worker", str(spec_path)]
     print(f"  [{row['id']}] training ... (log: {log_path})", flush=True)
     start = time.perf_counter()
+    usage_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     with log_path.open("w") as log:
         proc = subprocess.run(
             cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=run_dir, check=False
         )
     elapsed = time.perf_counter() - start
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     result = json.loads(result_path.read_text()) if result_path.is_file() else {}
     result["subprocess_wall_s"] = elapsed
+    # CPU seconds of the worker and its loader processes: on a shared machine a steadier
+    # measure of the work than wall time (an idle 2-core machine needs about half of it).
+    result["subprocess_cpu_s"] = (usage.ru_utime - usage_before.ru_utime) + (
+        usage.ru_stime - usage_before.ru_stime
+    )
     result["log"] = str(log_path)
     if proc.returncode != 0 and "error" not in result:
         result["error"] = f"worker exited with code {proc.returncode}"

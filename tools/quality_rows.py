@@ -231,8 +231,8 @@ def markdown_table(results: dict[str, Any]) -> str:
         f"{models['base']['label']}, student {models['student']['label']}.",
         "",
         "| Row | Impl | Method | Model | kNN k=200 | kNN k=20 | Linear | vs floor | "
-        "Train s | img/s | Notes |",
-        "|---|---|---|---|---:|---:|---:|---:|---:|---:|---|",
+        "Train s | CPU s | img/s | Notes |",
+        "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in results["rows"]:
         floor = max(fl["pixels"]["knn200"], fl[f"random-{r['model']}"]["knn200"])
@@ -252,17 +252,19 @@ def markdown_table(results: dict[str, Any]) -> str:
             f"| {r['id']} | {r['impl']} | {r['method']} | {models[r['model']]['label']} | "
             f"{_fmt(r.get('knn200'))} | {_fmt(r.get('knn20'))} | {_fmt(r.get('linear'))} | "
             f"{_fmt(margin, '+.1f')} | {_fmt(r.get('train_wall_s'), '.0f')} | "
+            f"{_fmt(r.get('subprocess_cpu_s'), '.0f')} | "
             f"{_fmt(r.get('images_per_s'))} | {note} |"
         )
     for name, f in fl.items():
         lines.append(
             f"| floor: {name} | - | - | - | {_fmt(f['knn200'])} | {_fmt(f['knn20'])} | "
-            f"{_fmt(f['linear'])} | | | | {f['description']} |"
+            f"{_fmt(f['linear'])} | | | | | {f['description']} |"
         )
     lines += [
         "",
         "vs floor: kNN k=200 minus the better floor of the row's model (raw pixels or its "
-        "untrained seed-0 weights). img/s: training images x epochs / wall time of train().",
+        "untrained seed-0 weights). img/s: training images x epochs / wall time of train(). "
+        "CPU s: CPU seconds of the training process and its loader workers.",
     ]
     return "\n".join(lines) + "\n"
 
