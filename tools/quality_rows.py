@@ -39,7 +39,7 @@ PEER_SIMCLR_OPTIM = {"lr": 0.3, "weight_decay": 1e-4}
 #: DINO local views for both sides: our default (the paper's 96 px at 224 scaled to 32 px,
 #: round(32 * 96 / 224) = 14); the peer keeps 96 px at any image size unless told.
 DINO_LOCAL_VIEW = {"view_size": [14, 14], "num_views": 6}
-DEFAULT_EPOCHS = 30
+DEFAULT_EPOCHS = 10
 DEFAULT_IMAGES = 5000
 DEFAULT_BASE = "2,2,2,2:16"
 DEFAULT_STUDENT = "1,1,1,1:16"
