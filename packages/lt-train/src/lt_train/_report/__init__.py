@@ -11,10 +11,15 @@ finished, interrupted, failed or still running run (docs/report.md).
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 from lt_train._atomic import atomic_write_text
+from lt_train._report._charts import charts
+from lt_train._report._html import page
+from lt_train._report._images import Neighbours, ViewGrid, neighbours, view_grids
 from lt_train._report._read import RUN_MARKERS, Run, read_run
+from lt_train._report._verdict import knn_line, status_line, verdict
 
 __all__ = ["REPORT_NAME", "RUN_MARKERS", "write_report"]
 
@@ -24,7 +29,7 @@ logger = logging.getLogger(__name__)
 REPORT_NAME = "report.html"
 
 
-def write_report(out: str | Path) -> Path:
+def write_report(out: str | os.PathLike[str]) -> Path:
     """Write ``out/report.html`` (atomically) from the run in ``out``; return its path.
 
     Parts of the run that are absent (no monitors, no kNN lines, a run still running or
@@ -34,18 +39,13 @@ def write_report(out: str | Path) -> Path:
         ConfigError: ``out`` does not exist, is a file, or holds no run (none of
             metrics.jsonl, run.json, config.json, train.log).
     """
-    from lt_train._report._charts import charts
-    from lt_train._report._html import page
-    from lt_train._report._images import neighbours, view_grids
-    from lt_train._report._verdict import knn_line, status_line, verdict
-
     run = read_run(out)
     notes = list(run.missing)
-    grids = []
+    grids: list[ViewGrid] = []
     if run.views is not None:
         grids, problems = view_grids(run.views)
         notes += problems
-    nearest = []
+    nearest: list[Neighbours] = []
     if run.start is not None and run.last is not None and run.sample is not None:
         nearest = neighbours(run.start["embeddings"], run.last["embeddings"])
     elif run.sample is not None or run.start is not None or run.last is not None:

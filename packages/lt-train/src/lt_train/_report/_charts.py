@@ -9,8 +9,13 @@ from __future__ import annotations
 import base64
 import io
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from lt_train._report._read import Run
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 __all__ = ["Chart", "charts"]
 
@@ -69,7 +74,7 @@ def _collapse_step(run: Run) -> int | None:
     return flagged[0] if flagged else None
 
 
-def _figure():  # type: ignore[no-untyped-def]
+def _figure() -> tuple[Figure, Axes]:
     from matplotlib.figure import Figure
 
     figure = Figure(figsize=(3.75, 2.5), dpi=100, layout="constrained")
@@ -99,8 +104,9 @@ def _line(
             steps, _moving_mean(shown, window), color="#d0592a", lw=1.5, label=f"mean of {window}"
         )
         axes.legend(loc="upper right", fontsize=8)
-    if key == "monitor/rankme" and run.max_rank() is not None:
-        axes.axhline(run.max_rank(), color="#777", ls="--", lw=1, label="max: min(sample, dim)")
+    largest = run.max_rank()
+    if key == "monitor/rankme" and largest is not None:
+        axes.axhline(largest, color="#777", ls="--", lw=1, label="max: min(sample, dim)")
         axes.legend(loc="lower right", fontsize=8)
     if key == "monitor/embedding_std":
         axes.axhline(1.0, color="#777", ls="--", lw=1)
@@ -139,7 +145,7 @@ def _knn(run: Run) -> Chart:
     return Chart(key="knn", section="knn", title="kNN accuracy", png=_png(figure))
 
 
-def _png(figure) -> str:  # type: ignore[no-untyped-def]
+def _png(figure: Figure) -> str:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
     return base64.b64encode(buffer.getvalue()).decode("ascii")

@@ -84,7 +84,7 @@ def neighbours(start: Tensor, last: Tensor, queries: int = 6, k: int = 5) -> lis
     k = min(k, n - 1)
     if k < 1:
         return []
-    picks = torch.linspace(0, n - 1, min(queries, n)).round().long().unique().tolist()
+    picks = sorted(set(torch.linspace(0, n - 1, min(queries, n)).round().long().tolist()))
     found = {}
     for name, embeddings in (("start", start), ("last", last)):
         normed = F.normalize(embeddings.float(), dim=1)

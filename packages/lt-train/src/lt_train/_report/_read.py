@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,7 +70,7 @@ class Run:
         return None if embeddings is None else int(min(embeddings.shape))
 
 
-def read_run(out: str | Path) -> Run:
+def read_run(out: str | os.PathLike[str]) -> Run:
     """Read the run in ``out``; raise :class:`ConfigError` if ``out`` holds no run."""
     root = Path(out)
     if not root.exists():
