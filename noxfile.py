@@ -62,8 +62,9 @@ def _pytest(session: nox.Session, *paths: str) -> None:
 def tests(session: nox.Session, member: str) -> None:
     """Unit tests of one member, in an env holding only it and its declared dependencies."""
     groups = ["--group", "test"]
-    if member == "lt_train":  # optional timm, MLflow, W&B, ONNX and Parquet paths
-        groups += ["--group", "timm", "--group", "onnx-test"]
+    if member == "lt_train":  # optional timm, MLflow, W&B, ONNX and Parquet paths, and the
+        # report's browser test (selenium; Chromium from the system, installed by .ci/run)
+        groups += ["--group", "timm", "--group", "onnx-test", "--group", "browser"]
         groups += ["--extra", "mlflow", "--extra", "wandb", "--extra", "onnx", "--extra", "parquet"]
     _sync(session, "--package", MEMBERS[member], *groups)
     _pytest(session, f"packages/{MEMBERS[member]}/tests")

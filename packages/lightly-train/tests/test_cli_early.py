@@ -41,6 +41,9 @@ _CASES = [
     (["export", "out=m.pt", "checkpoint=c.ckpt", "part=modle"], "Unknown part 'modle'"),
     (["train", "out=o"], "train needs data=..., model=..."),
     (["pretrain", "out=o", "epochs"], "Cannot parse argument 'epochs'"),
+    (["report", "out=missing_run"], "The out folder 'missing_run' does not exist"),
+    (["report", "out=c.ckpt"], "is a file, not a folder"),
+    (["report", "outt=o"], "Did you mean 'out'?"),
 ]  # fmt: skip
 
 

@@ -1,7 +1,8 @@
 """lightly-train: self-supervised pretraining for any PyTorch vision model.
 
-``train`` pretrains, ``list_models`` and ``list_methods`` list what ``model=`` and
-``method=`` accept. The command line is ``lightly-train`` (``lightly-train help``).
+``train`` pretrains, ``report`` writes a run's report page, ``list_models`` and
+``list_methods`` list what ``model=`` and ``method=`` accept. The command line is
+``lightly-train`` (``lightly-train help``).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ if TYPE_CHECKING:
     from lightly_train._embed import embed
     from lightly_train._export import export
     from lightly_train._make_shards import make_shards
+    from lightly_train._report import report
     from lightly_train._train import pretrain, train
     from lt_core import LossNotFiniteError, ModelWrapper, TrainingInterrupted, validate_wrapper
     from lt_methods import list_methods
@@ -25,6 +27,7 @@ _WHERE = {
     "export": "lightly_train._export",
     "make_shards": "lightly_train._make_shards",
     "pretrain": "lightly_train._train",
+    "report": "lightly_train._report",
     "train": "lightly_train._train",
     "LossNotFiniteError": "lt_core",
     "ModelWrapper": "lt_core",
@@ -60,6 +63,7 @@ __all__ = [
     "list_models",
     "make_shards",
     "pretrain",
+    "report",
     "train",
     "validate_wrapper",
 ]

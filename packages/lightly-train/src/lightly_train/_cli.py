@@ -25,11 +25,12 @@ COMMANDS = (
     "embed",
     "make-shards",
     "make_shards",
+    "report",
     "help",
     "list_models",
     "list_methods",
 )
-_NEED_OPTIONS = ("train", "pretrain", "export", "embed", "make-shards", "make_shards")
+_NEED_OPTIONS = ("train", "pretrain", "export", "embed", "make-shards", "make_shards", "report")
 
 
 def _asks_help(rest: list[str]) -> bool:
@@ -44,6 +45,8 @@ Usage:
   lightly-train embed out=FILE data=DATA checkpoint=CKPT [format=torch|csv|lightly_csv|parquet]
   lightly-train make-shards data=DATA out=OUT [max_count=10000 max_size=3e9]
                                 pack an image folder into WebDataset tar shards
+  lightly-train report out=OUT  write OUT/report.html, the run's report page (also for
+                                an interrupted or still running run)
   lightly-train help            show this help and every train option
   lightly-train COMMAND help    the options of one command; -v for debug output
   lightly-train list_models     model names accepted by model=
@@ -187,7 +190,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if command in ("train", "pretrain"):
             _train_command(command, options)
-        elif command in ("export", "embed"):
+        elif command in ("export", "embed", "report"):
             from lightly_train import _cli_commands
 
             run = getattr(_cli_commands, f"{command}_command")

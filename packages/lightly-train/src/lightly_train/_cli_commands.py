@@ -14,7 +14,7 @@ from typing import Any
 
 from lt_core import ConfigError, ConfigTypeError, closest_match_hint
 
-__all__ = ["embed_command", "export_command"]
+__all__ = ["embed_command", "export_command", "report_command"]
 
 # Options that name files or models: strings on the command line.
 _PATH_OPTIONS = ("out", "checkpoint", "model")
@@ -39,6 +39,16 @@ def embed_command(options: dict[str, Any]) -> int:
     values = _check("embed", embed, options)
     path = embed(**values)
     print(f"Wrote the embeddings ({values.get('format', 'torch')}) to {path}")
+    return 0
+
+
+def report_command(options: dict[str, Any]) -> int:
+    """Run ``lightly-train report out=...``; print where the report is; return 0."""
+    from lightly_train._report import report
+
+    # The early checks (lightly_train._early) took care of the option names and the folder.
+    path = report(_as_path("out", options["out"], allow_list=False))
+    print(f"Wrote the run report to {path}; open it in a browser: {path.resolve().as_uri()}")
     return 0
 
 

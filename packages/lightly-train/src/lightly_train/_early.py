@@ -31,6 +31,9 @@ EMBED_OPTIONS = (
     "out", "data", "checkpoint", "format", "image_size", "batch_size", "num_workers",
     "accelerator", "overwrite", "precision", "model",
 )  # fmt: skip
+REPORT_OPTIONS = ("out",)
+#: A folder holding one of these is a run's out folder (lt_train._report.RUN_MARKERS).
+RUN_MARKERS = ("metrics.jsonl", "run.json", "config.json", "train.log")
 EXPORT_FORMATS = ("package_default", "torch_state_dict", "torch_model", "onnx")
 EXPORT_PARTS = ("model", "embedding_model", "wrapped_model")
 EMBED_FORMATS = ("torch", "csv", "lightly_csv", "parquet")
@@ -39,12 +42,14 @@ _REQUIRED = {
     "train": ("out", "data", "model"),
     "export": ("out", "checkpoint"),
     "embed": ("out", "data", "checkpoint"),
+    "report": ("out",),
 }
 _EXAMPLES = {
     "train": "out=out/my_experiment data=my_data_dir model=torchvision/resnet18",
     "export": "out=model.pt checkpoint=out/my_experiment/checkpoints/last.ckpt",
     "embed": "out=embeddings.csv data=my_data_dir "
     "checkpoint=out/my_experiment/checkpoints/last.ckpt format=csv",
+    "report": "out=out/my_experiment",
 }
 
 
@@ -60,10 +65,15 @@ def _hint(value: str, choices: tuple[str, ...]) -> str:
 
 def check(command: str, options: dict[str, Any]) -> None:
     """Raise :class:`EarlyError` for what is wrong with ``options`` of ``command``
-    (``train``/``pretrain``, ``export``, ``embed``) that is clear without torch; the
-    functions check the rest."""
+    (``train``/``pretrain``, ``export``, ``embed``, ``report``) that is clear without
+    torch; the functions check the rest."""
     kind = "train" if command in ("train", "pretrain") else command
-    valid = {"train": TRAIN_OPTIONS, "export": EXPORT_OPTIONS, "embed": EMBED_OPTIONS}.get(kind)
+    valid = {
+        "train": TRAIN_OPTIONS,
+        "export": EXPORT_OPTIONS,
+        "embed": EMBED_OPTIONS,
+        "report": REPORT_OPTIONS,
+    }.get(kind)
     if valid is None:
         return
     for key in options:
@@ -89,6 +99,26 @@ def check(command: str, options: dict[str, Any]) -> None:
                 f"Unknown {name} '{value}' of {command}.{_hint(str(value), allowed)} Valid "
                 f"values: {', '.join(allowed)}."
             )
+    if kind == "report":
+        _check_run_folder(options["out"])
     checkpoint = options.get("checkpoint")
     if isinstance(checkpoint, str) and checkpoint and not os.path.exists(checkpoint):
         raise EarlyError(f"Checkpoint '{checkpoint}' does not exist. Fix: pass an existing file.")
+
+
+def _check_run_folder(out: Any) -> None:
+    """The report's folder exists and holds a run (the same rule as lt_train's)."""
+    if not isinstance(out, str | int) or isinstance(out, bool):
+        raise EarlyError(f"out must be a folder path, got {out!r}. Fix: out=out/my_experiment.")
+    out = str(out)
+    if not os.path.isdir(out):
+        what = "is a file, not a folder" if os.path.exists(out) else "does not exist"
+        raise EarlyError(
+            f"The out folder '{out}' {what}. Fix: pass the out folder of a run, the folder "
+            "given as out= to train (e.g. lightly-train report out=out/my_experiment)."
+        )
+    if not any(os.path.isfile(os.path.join(out, name)) for name in RUN_MARKERS):
+        raise EarlyError(
+            f"The folder '{out}' is not a run's out folder: it has none of "
+            f"{', '.join(RUN_MARKERS)}. Fix: pass the folder given as out= to train."
+        )

@@ -5,6 +5,7 @@ from lt_train._embed import EmbedConfig, embed
 from lt_train._export import export
 from lt_train._models import get_model_wrapper, list_models
 from lt_train._optim import OPTIMIZERS
+from lt_train._report import write_report
 from lt_train._stop import LossNotFiniteError, TrainingInterrupted
 from lt_train._train import train
 
@@ -22,4 +23,5 @@ __all__ = [
     "get_model_wrapper",
     "list_models",
     "train",
+    "write_report",
 ]

@@ -13,6 +13,7 @@ from lt_core import LightlyTrainError
 from lt_train._config import TrainConfig
 from lt_train._devices import first_process
 from lt_train._logs import run_log
+from lt_train._report import write_report
 from lt_train._speed._host_malloc import trim_heap
 from lt_train._stop import TrainingInterrupted
 from lt_train._trainer import Trainer
@@ -28,8 +29,9 @@ def train(config: TrainConfig) -> Path:
     Every check runs before any file is written. Then the run writes into the out folder:
     ``checkpoints/last.ckpt`` (every ``checkpoint_every_n_steps`` and at each epoch end),
     ``exported_models/exported_last.pt`` (the ``state_dict`` of ``wrapper.get_model()``),
-    ``metrics.jsonl``, ``train.log``, ``config.json``, ``run.json`` and TensorBoard events
-    under ``tensorboard/``. Every file is written atomically.
+    ``metrics.jsonl``, ``train.log``, ``config.json``, ``run.json``, TensorBoard events
+    under ``tensorboard/`` and, at the end (also of a failed or interrupted run),
+    ``report.html`` (see :func:`lt_train.write_report`). Every file is written atomically.
 
     Raises:
         LightlyTrainError: A bad option, model or data (before any file is written).
@@ -54,7 +56,7 @@ def train(config: TrainConfig) -> Path:
 def _run(trainer: Trainer) -> None:
     """Fit and finish, keeping the run's status: ``run.json`` says finished, interrupted
     or failed, and the loggers close with it."""
-    status = "failed"
+    status, report = "failed", True
     try:
         trainer.begin()
         with trainer.stop.installed():
@@ -71,7 +73,7 @@ def _run(trainer: Trainer) -> None:
         logger.warning("%s", e)
         raise
     except KeyboardInterrupt:  # a second Ctrl-C: stopped at once, the checkpoints intact
-        status = "interrupted"
+        status, report = "interrupted", False  # asked to stop at once: no report
         _log_second_interrupt(trainer)
         raise
     except BaseException as e:
@@ -81,6 +83,24 @@ def _run(trainer: Trainer) -> None:
         if trainer.loggers is not None:
             exported = trainer.run_dir.exported_last if status == "success" else None
             trainer.loggers.close(status, exported)
+        if report and trainer.fabric.is_global_zero:
+            _write_report(trainer)
+
+
+def _write_report(trainer: Trainer) -> None:
+    """Write report.html, best effort: a failure is a warning and never hides the run's
+    own error (this runs in a ``finally``)."""
+    try:
+        path = write_report(trainer.run_dir.root)
+    except Exception as e:
+        logger.warning(
+            "Could not write the run report (%s: %s). Write it later with "
+            "lightly_train.report(out) (CLI: lightly-train report out=...).",
+            type(e).__name__,
+            e,
+        )
+    else:
+        logger.info("Run report: %s (open it in a browser).", path)
 
 
 def _log_second_interrupt(trainer: Trainer) -> None:
