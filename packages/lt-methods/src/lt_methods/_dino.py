@@ -10,7 +10,7 @@ from torch import Tensor, nn
 
 from lt_core import ConfigError, EmbeddingModel, ViewConfig
 from lt_methods._dino_args import DINOArgs, DINOTransformArgs, resolved
-from lt_methods._ema import cosine_momentum, frozen_copy, update_ema
+from lt_methods._ema import cosine_momentum, forward_views, frozen_copy, update_ema
 from lt_methods._method import Method
 from lt_methods._registry import register_method
 
@@ -145,8 +145,8 @@ class DINO(Method):
                 f"DINO expects 2 global views followed by local views, got {len(views)} view(s)."
             )
         with torch.no_grad():
-            teacher_out = _forward(self.teacher_model, self.teacher_head, views[:2])
-        student_out = _forward(self.model, self.projection_head, views)
+            teacher_out = forward_views(self.teacher_model, self.teacher_head, views[:2])
+        student_out = forward_views(self.model, self.projection_head, views)
         temp = self.teacher_temperature(step, max_steps, steps_per_epoch)
         loss = self.criterion(teacher_out, student_out, teacher_temp=temp)
         return {
@@ -200,18 +200,3 @@ class DINO(Method):
     def on_after_optimizer_step(self, step: int, max_steps: int) -> None:
         """Move the teacher toward the student: ``t = m * t + (1 - m) * s``."""
         update_ema(self.ema_pairs(), self.ema_momentum(step, max_steps))
-
-
-def _forward(model: nn.Module, head: nn.Module, views: list[Tensor]) -> list[Tensor]:
-    """Head outputs of each view; consecutive views of equal shape share one forward."""
-    groups: list[list[Tensor]] = []
-    for view in views:
-        if groups and groups[-1][0].shape == view.shape:
-            groups[-1].append(view)
-        else:
-            groups.append([view])
-    out: list[Tensor] = []
-    for group in groups:
-        out.extend(head(model(torch.cat(group))).chunk(len(group)))
-    return out
-

@@ -15,11 +15,11 @@ from collections.abc import Iterable
 from typing import TypeVar
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from lt_core import ConfigError
 
-__all__ = ["auto_momentum", "cosine_momentum", "frozen_copy", "update_ema"]
+__all__ = ["auto_momentum", "cosine_momentum", "forward_views", "frozen_copy", "update_ema"]
 
 M = TypeVar("M", bound=nn.Module)
 
@@ -91,3 +91,19 @@ def update_ema(pairs: Iterable[tuple[nn.Module, nn.Module]], momentum: float) ->
 
     for trained, ema in pairs:
         update_momentum(trained, ema, momentum)
+
+
+def forward_views(model: nn.Module, head: nn.Module, views: list[Tensor]) -> list[Tensor]:
+    """``head(model(view))`` of each view, in order; consecutive views of equal shape go
+    through as one batch (one forward pass, shared batch-norm statistics), as the papers
+    do with their two (global) views."""
+    groups: list[list[Tensor]] = []
+    for view in views:
+        if groups and groups[-1][0].shape == view.shape:
+            groups[-1].append(view)
+        else:
+            groups.append([view])
+    out: list[Tensor] = []
+    for group in groups:
+        out.extend(head(model(torch.cat(group))).chunk(len(group)))
+    return out
