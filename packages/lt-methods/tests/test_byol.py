@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 import torch
+from test_docs_keys import DOCS, _rows
 
 from lt_core import ConfigError, ConfigTypeError, from_dict
 from lt_methods import BYOL, BYOLArgs, BYOLTransformArgs
@@ -119,3 +121,9 @@ def test_loss_starts_near_its_random_value_and_target_gets_no_gradient(
     out["loss"].backward()
     assert all(p.grad is None for p in method.target_model.parameters())
     assert all(p.grad is not None for p in method.prediction_head.parameters())
+
+
+@pytest.mark.skipif(not DOCS.is_dir(), reason="needs the repository's docs/")
+def test_methods_page_has_a_row_per_method_arg() -> None:
+    rows = _rows((DOCS / "methods.md").read_text(), "### BYOL method_args")
+    assert rows == {f.name for f in dataclasses.fields(BYOL.Args)}

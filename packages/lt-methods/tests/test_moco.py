@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 import torch
+from test_docs_keys import DOCS, _rows
 from torch import nn
 
 from lt_core import ConfigError, ConfigTypeError, from_dict
@@ -136,3 +138,9 @@ def test_exports_the_query_encoder(method_factory: Factory) -> None:
     method: MoCoV2 = method_factory("mocov2")
     assert method.embedding_model() is method.model
     assert all(not p.requires_grad for p in method.key_model.parameters())
+
+
+@pytest.mark.skipif(not DOCS.is_dir(), reason="needs the repository's docs/")
+def test_methods_page_has_a_row_per_method_arg() -> None:
+    rows = _rows((DOCS / "methods.md").read_text(), "### MoCo v2 method_args")
+    assert rows == {f.name for f in dataclasses.fields(MoCoV2.Args)}

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 import torch
+from test_docs_keys import DOCS, _rows
 from torch import nn
 
 from lt_core import ConfigError, from_dict
@@ -91,3 +93,9 @@ def test_exports_the_base_encoder(method_factory: Factory) -> None:
     assert method.embedding_model() is method.model
     frozen = [*method.momentum_model.parameters(), *method.momentum_projection_head.parameters()]
     assert all(not p.requires_grad for p in frozen)
+
+
+@pytest.mark.skipif(not DOCS.is_dir(), reason="needs the repository's docs/")
+def test_methods_page_has_a_row_per_method_arg() -> None:
+    rows = _rows((DOCS / "methods.md").read_text(), "### MoCo v3 method_args")
+    assert rows == {f.name for f in dataclasses.fields(MoCoV3.Args)}
