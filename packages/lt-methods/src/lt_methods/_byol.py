@@ -310,7 +310,8 @@ class BYOL(Method):
         target: ``(-cos(p0, t1) - cos(p1, t0)) / 2``, in ``[-1, 1]``."""
         p0, p1 = predictions
         t0, t1 = targets
-        return 0.5 * (self.criterion(p0, t1.detach()) + self.criterion(p1, t0.detach()))
+        loss: Tensor = 0.5 * (self.criterion(p0, t1.detach()) + self.criterion(p1, t0.detach()))
+        return loss
 
     def ema_momentum(self, step: int, max_steps: int) -> float:
         """EMA momentum of the target at ``step``: cosine from ``momentum_start`` to

@@ -87,7 +87,7 @@ def update_ema(pairs: Iterable[tuple[nn.Module, nn.Module]], momentum: float) ->
     """Move each EMA module toward its trained module: ``ema = m * ema + (1 - m) *
     trained``, parameter by parameter (buffers such as batch-norm statistics are the EMA
     network's own)."""
-    from lightly.models.utils import update_momentum  # type: ignore[import-untyped]
+    from lightly.models.utils import update_momentum
 
     for trained, ema in pairs:
         update_momentum(trained, ema, momentum)

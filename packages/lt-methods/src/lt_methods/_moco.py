@@ -57,7 +57,7 @@ def auto_queue_length(num_images: int | None) -> int:
     if num_images is None:
         return _MAX_QUEUE
     target = max(1.0, num_images * _QUEUE_FRACTION)
-    return min(_MAX_QUEUE, max(_MIN_QUEUE, 2 ** math.floor(math.log2(target))))
+    return int(min(_MAX_QUEUE, max(_MIN_QUEUE, 2 ** math.floor(math.log2(target)))))
 
 
 @dataclass(kw_only=True)
