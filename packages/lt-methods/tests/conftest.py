@@ -18,6 +18,9 @@ SMALL_ARGS: dict[str, dict[str, Any]] = {
     "simclr": {"hidden_dim": 32, "output_dim": 16},
     "dino": {"hidden_dim": 32, "bottleneck_dim": 16, "output_dim": 64},
     "densecl": {"hidden_dim": 32, "output_dim": 16, "memory_bank_size": 64},
+    "byol": {"hidden_dim": 32, "output_dim": 16, "prediction_hidden_dim": 32},
+    "mocov2": {"hidden_dim": 32, "output_dim": 16, "queue_length": 64},
+    "mocov3": {"hidden_dim": 32, "output_dim": 16},
 }
 IMAGE_SIZE = (32, 32)
 BATCH_SIZE = 8

@@ -47,7 +47,7 @@ def test_unknown_method_lists_valid_names_and_closest_match() -> None:
 
 def test_unknown_method_is_a_value_error() -> None:
     with pytest.raises(ValueError, match="Valid methods"):
-        get_method("byol")
+        get_method("no_such_method")
 
 
 def test_register_rejects_a_second_class_under_a_taken_name() -> None:

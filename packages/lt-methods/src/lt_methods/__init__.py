@@ -7,6 +7,15 @@ Each method is a :class:`Method` registered by name; :data:`DEFAULT_METHOD` is
 package is imported.
 """
 
+from lt_methods._byol import (
+    BYOL,
+    BYOLArgs,
+    BYOLColorJitterArgs,
+    BYOLGaussianBlurArgs,
+    BYOLSecondViewArgs,
+    BYOLSecondViewGaussianBlurArgs,
+    BYOLTransformArgs,
+)
 from lt_methods._densecl import DenseCL
 from lt_methods._densecl_args import DenseCLArgs, DenseCLTransformArgs
 from lt_methods._dino import DINO
@@ -31,6 +40,14 @@ from lt_methods._distillation_args import (
 )
 from lt_methods._lars import LARS
 from lt_methods._method import Method
+from lt_methods._moco import (
+    MoCoV2,
+    MoCoV2Args,
+    MoCoV2ColorJitterArgs,
+    MoCoV2RandomResizeArgs,
+    MoCoV2TransformArgs,
+)
+from lt_methods._mocov3 import MoCoV3, MoCoV3Args, MoCoV3RandomResizeArgs, MoCoV3TransformArgs
 from lt_methods._registry import (
     DEFAULT_METHOD,
     OPTIMIZER_NAMES,
@@ -53,10 +70,17 @@ from lt_methods._transform_args import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "BYOL",
     "DEFAULT_METHOD",
     "DINO",
     "LARS",
     "OPTIMIZER_NAMES",
+    "BYOLArgs",
+    "BYOLColorJitterArgs",
+    "BYOLGaussianBlurArgs",
+    "BYOLSecondViewArgs",
+    "BYOLSecondViewGaussianBlurArgs",
+    "BYOLTransformArgs",
     "ColorJitterArgs",
     "DINOArgs",
     "DINOColorJitterArgs",
@@ -78,6 +102,15 @@ __all__ = [
     "GaussianBlurArgs",
     "Method",
     "MethodTransformArgs",
+    "MoCoV2",
+    "MoCoV2Args",
+    "MoCoV2ColorJitterArgs",
+    "MoCoV2RandomResizeArgs",
+    "MoCoV2TransformArgs",
+    "MoCoV3",
+    "MoCoV3Args",
+    "MoCoV3RandomResizeArgs",
+    "MoCoV3TransformArgs",
     "NormalizeArgs",
     "RandomFlipArgs",
     "RandomResizeArgs",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import warnings
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -11,6 +10,7 @@ from torch import Tensor, nn
 
 from lt_core import ConfigError, EmbeddingModel, ViewConfig
 from lt_methods._dino_args import DINOArgs, DINOTransformArgs, resolved
+from lt_methods._ema import cosine_momentum, forward_views, frozen_copy, update_ema
 from lt_methods._method import Method
 from lt_methods._registry import register_method
 
@@ -42,6 +42,8 @@ class DINO(Method):
     raises the weight decay from 0.04 to 0.4 with a cosine; the trainer keeps it constant,
     so the default is the paper's starting value 0.04.
 
+    Export: :meth:`embedding_model` is the teacher, which the paper evaluates.
+
     Shapes: ``views`` is two ``(B, 3, Hg, Wg)`` global tensors, then the local
     ``(B, 3, Hl, Wl)`` tensors; the head maps ``(B, embed_dim)`` to ``(B, output_dim)``.
     """
@@ -70,10 +72,9 @@ class DINO(Method):
         self.projection_head: DINOProjectionHead = self._make_head(model.embed_dim)
         # The teacher starts as an exact copy of the student. lightly's head uses the legacy
         # weight_norm, which cannot be deep-copied, so its copy is built and loaded instead.
-        self.teacher_model: EmbeddingModel = _deepcopy(model)
+        self.teacher_model: EmbeddingModel = frozen_copy(model, "DINO")
         self.teacher_head: DINOProjectionHead = self._make_head(model.embed_dim)
         self.teacher_head.load_state_dict(self.projection_head.state_dict())
-        deactivate_requires_grad(self.teacher_model)
         deactivate_requires_grad(self.teacher_head)
         self.criterion: DINOLoss = DINOLoss(
             output_dim=resolved(a.output_dim, "output_dim"),
@@ -144,8 +145,8 @@ class DINO(Method):
                 f"DINO expects 2 global views followed by local views, got {len(views)} view(s)."
             )
         with torch.no_grad():
-            teacher_out = _forward(self.teacher_model, self.teacher_head, views[:2])
-        student_out = _forward(self.model, self.projection_head, views)
+            teacher_out = forward_views(self.teacher_model, self.teacher_head, views[:2])
+        student_out = forward_views(self.model, self.projection_head, views)
         temp = self.teacher_temperature(step, max_steps, steps_per_epoch)
         loss = self.criterion(teacher_out, student_out, teacher_temp=temp)
         return {
@@ -169,12 +170,9 @@ class DINO(Method):
     def ema_momentum(self, step: int, max_steps: int) -> float:
         """EMA momentum of the teacher at ``step``: cosine from ``momentum_start`` to
         ``momentum_end`` over ``max_steps``."""
-        from lightly.utils.scheduler import cosine_schedule  # type: ignore[import-untyped]
-
         a = self.args
-        step = min(step, max_steps)
         start = resolved(a.momentum_start, "momentum_start")
-        return float(cosine_schedule(step, max_steps, start, a.momentum_end))
+        return cosine_momentum(step, max_steps, start, a.momentum_end)
 
     def on_before_optimizer_step(self, step: int, steps_per_epoch: int) -> None:
         """Drop the gradients of the head's last layer during the first
@@ -184,6 +182,16 @@ class DINO(Method):
             for param in self.projection_head.last_layer.parameters():
                 param.grad = None
 
+    def embedding_model(self) -> EmbeddingModel:
+        """The teacher's embedding model, the network that is exported.
+
+        The paper evaluates the teacher: a running ensemble of the student, it performs
+        better than the student throughout training (the paper's study of the teacher
+        network, Figure 6), and the reference repository's k-NN and linear evaluations
+        load the teacher's weights by default. The student (:attr:`model`) is the one the optimizer trains.
+        """
+        return self.teacher_model
+
     def ema_pairs(self) -> list[tuple[nn.Module, nn.Module]]:
         """The student model and head with the teacher's."""
         return [(self.model, self.teacher_model), (self.projection_head, self.teacher_head)]
@@ -191,33 +199,4 @@ class DINO(Method):
     @torch.no_grad()
     def on_after_optimizer_step(self, step: int, max_steps: int) -> None:
         """Move the teacher toward the student: ``t = m * t + (1 - m) * s``."""
-        from lightly.models.utils import update_momentum
-
-        m = self.ema_momentum(step, max_steps)
-        for student, teacher in self.ema_pairs():
-            update_momentum(student, teacher, m)
-
-
-def _forward(model: nn.Module, head: nn.Module, views: list[Tensor]) -> list[Tensor]:
-    """Head outputs of each view; consecutive views of equal shape share one forward."""
-    groups: list[list[Tensor]] = []
-    for view in views:
-        if groups and groups[-1][0].shape == view.shape:
-            groups[-1].append(view)
-        else:
-            groups.append([view])
-    out: list[Tensor] = []
-    for group in groups:
-        out.extend(head(model(torch.cat(group))).chunk(len(group)))
-    return out
-
-
-def _deepcopy(model: nn.Module) -> Any:
-    try:
-        return copy.deepcopy(model)
-    except RuntimeError as e:
-        raise ConfigError(
-            f"DINO copies the model for its EMA teacher, but copy.deepcopy failed: {e} "
-            "Models with torch.nn.utils.weight_norm cannot be copied; use "
-            "torch.nn.utils.parametrizations.weight_norm instead."
-        ) from e
+        update_ema(self.ema_pairs(), self.ema_momentum(step, max_steps))

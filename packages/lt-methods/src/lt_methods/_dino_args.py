@@ -27,6 +27,7 @@ from lt_methods._checks import (
     not_supported,
     scale_size,
 )
+from lt_methods._ema import auto_momentum
 from lt_methods._transform_args import (
     ColorJitterArgs,
     GaussianBlurArgs,
@@ -54,6 +55,8 @@ T = TypeVar("T", int, float)
 _IMAGES_PER_PROTOTYPE = 20
 _MIN_OUTPUT_DIM = 1024
 _MAX_OUTPUT_DIM = 65536
+#: The paper's EMA momentum of the teacher at the first step.
+_PAPER_MOMENTUM = 0.996
 #: From this dataset size on, the paper's teacher temperature 0.07 applies.
 _LARGE_DATASET = 200_000
 #: The paper's teacher-temperature warm-up and last-layer freeze, in epochs.
@@ -241,10 +244,7 @@ class DINOArgs:
             warmup_teacher_temp = min(0.04, resolved(teacher_temp, "teacher_temp"))
         momentum_start = self.momentum_start
         if momentum_start == "auto":
-            momentum_start = 0.996
-            if total_steps is not None and total_steps > 0:
-                momentum_start = min(0.996, max(0.99, 1.0 - 10.0 / total_steps))
-            momentum_start = round(momentum_start, 6)
+            momentum_start = auto_momentum(_PAPER_MOMENTUM, total_steps)
         return dataclasses.replace(
             self,
             output_dim=output_dim,
