@@ -17,6 +17,9 @@ from lt_methods import Method, get_method
 SMALL_ARGS: dict[str, dict[str, Any]] = {
     "simclr": {"hidden_dim": 32, "output_dim": 16},
     "dino": {"hidden_dim": 32, "bottleneck_dim": 16, "output_dim": 64},
+    "vicreg": {"hidden_dim": 32, "output_dim": 32},
+    "barlowtwins": {"hidden_dim": 32, "output_dim": 32},
+    "swav": {"hidden_dim": 32, "output_dim": 16, "num_prototypes": 20, "queue_length": 16},
 }
 IMAGE_SIZE = (32, 32)
 BATCH_SIZE = 8

@@ -7,6 +7,7 @@ Each method is a :class:`Method` registered by name; :data:`DEFAULT_METHOD` is
 package is imported.
 """
 
+from lt_methods._barlow_twins import BarlowTwins, BarlowTwinsArgs, BarlowTwinsTransformArgs
 from lt_methods._dino import DINO
 from lt_methods._dino_args import (
     DINOArgs,
@@ -29,6 +30,8 @@ from lt_methods._registry import (
     register_method,
 )
 from lt_methods._simclr import SimCLR, SimCLRArgs, SimCLRTransformArgs
+from lt_methods._swav import SwAV
+from lt_methods._swav_args import SwAVArgs, SwAVTransformArgs
 from lt_methods._transform_args import (
     ColorJitterArgs,
     GaussianBlurArgs,
@@ -39,6 +42,7 @@ from lt_methods._transform_args import (
     RandomRotationArgs,
     SolarizeArgs,
 )
+from lt_methods._vicreg import VICReg, VICRegArgs, VICRegTransformArgs
 
 __version__ = "0.1.0"
 
@@ -47,6 +51,9 @@ __all__ = [
     "DINO",
     "LARS",
     "OPTIMIZER_NAMES",
+    "BarlowTwins",
+    "BarlowTwinsArgs",
+    "BarlowTwinsTransformArgs",
     "ColorJitterArgs",
     "DINOArgs",
     "DINOColorJitterArgs",
@@ -68,6 +75,12 @@ __all__ = [
     "SimCLRArgs",
     "SimCLRTransformArgs",
     "SolarizeArgs",
+    "SwAV",
+    "SwAVArgs",
+    "SwAVTransformArgs",
+    "VICReg",
+    "VICRegArgs",
+    "VICRegTransformArgs",
     "get_method",
     "list_methods",
     "register_method",
