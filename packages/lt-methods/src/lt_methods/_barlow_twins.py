@@ -98,9 +98,9 @@ class BarlowTwins(Method):
     Under ``torch.distributed`` the matrix is averaged over the processes
     (``gather_distributed``); each process normalizes its own share of the batch.
 
-    Minimum batch: 3 images per process. With 2, the batch-normalized projections are
-    +-1 whatever the network computes, so the loss is constant and no gradient flows
-    (a test checks it). Hundreds are typical: the paper reports that it keeps most of
+    Minimum batch: 3 images per process. With 2, each batch-normalized dimension is
+    (+1, -1) or (-1, +1) whatever the network computes, so the loss depends on signs
+    only and no gradient flows (up to batch norm's eps; a test checks it). Hundreds are typical: the paper reports that it keeps most of
     its accuracy down to batches of 256.
 
     Default optimizer: SGD with momentum, base lr 0.12 per 256 images, weight decay 5e-4,
