@@ -8,7 +8,6 @@ from typing import Any
 import pytest
 import torch
 
-from conftest import make_model
 from lt_core import ConfigError, from_dict
 from lt_methods import BarlowTwins, BarlowTwinsArgs
 
@@ -18,33 +17,39 @@ Factory = Callable[..., Any]
 SPREAD = torch.tensor([[1.0, 1.0], [1.0, -1.0], [-1.0, 1.0], [-1.0, -1.0]])
 
 
-def _criterion(**args: Any) -> Any:
-    return BarlowTwins(make_model(), {"hidden_dim": 8, "output_dim": 8, **args}).criterion
+@pytest.fixture
+def criterion(model_factory: Factory) -> Callable[..., Any]:
+    def make(**args: Any) -> Any:
+        return BarlowTwins(model_factory(), {"hidden_dim": 8, "output_dim": 8, **args}).criterion
+
+    return make
 
 
-def test_loss_is_zero_when_the_cross_correlation_is_the_identity() -> None:
-    assert float(_criterion()(SPREAD, 3 * SPREAD + 1)) == pytest.approx(0.0, abs=1e-4)
+def test_loss_is_zero_when_the_cross_correlation_is_the_identity(criterion: Factory) -> None:
+    assert float(criterion()(SPREAD, 3 * SPREAD + 1)) == pytest.approx(0.0, abs=1e-4)
 
 
-def test_anticorrelated_views_pay_the_invariance_term() -> None:
+def test_anticorrelated_views_pay_the_invariance_term(criterion: Factory) -> None:
     # C = -I: each of the D=2 diagonal entries pays (-1 - 1)^2.
-    assert float(_criterion()(SPREAD, -SPREAD)) == pytest.approx(8.0, rel=1e-4)
+    assert float(criterion()(SPREAD, -SPREAD)) == pytest.approx(8.0, rel=1e-4)
 
 
-def test_redundant_dimensions_pay_lambda_per_off_diagonal_entry() -> None:
+def test_redundant_dimensions_pay_lambda_per_off_diagonal_entry(criterion: Factory) -> None:
     z = SPREAD[:, :1].repeat(1, 2)  # both dimensions equal: C is all ones
-    loss = _criterion(redundancy_weight=0.5)(z, z.clone())
+    loss = criterion(redundancy_weight=0.5)(z, z.clone())
     assert float(loss) == pytest.approx(0.5 * 2, rel=1e-4)
 
 
-def test_a_batch_of_two_gives_no_gradient_and_is_rejected(method_factory: Factory) -> None:
+def test_a_batch_of_two_gives_no_gradient_and_is_rejected(
+    method_factory: Factory, criterion: Factory
+) -> None:
     # With 2 images each normalized dimension is (+1, -1) or (-1, +1): the loss only
     # depends on signs. Spread-out inputs make batch norm's eps negligible.
-    criterion = _criterion()
+    loss_fn = criterion()
     for batch, moves in ((2, False), (3, True)):
         z0 = (100 * torch.randn(batch, 8)).requires_grad_()
         z1 = 100 * torch.randn(batch, 8)
-        criterion(z0, z1).backward()
+        loss_fn(z0, z1).backward()
         assert z0.grad is not None
         assert bool(z0.grad.abs().max() > 1e-5) is moves, batch
     assert BarlowTwins.min_batch_size == 3 and not BarlowTwins.gathers_batch
@@ -69,8 +74,8 @@ def test_auto_redundancy_weight_follows_the_projection_size(
     assert explicit.resolve(10, 10).redundancy_weight == 0.1
 
 
-def test_method_resolves_the_weight_it_uses() -> None:
-    method = BarlowTwins(make_model(), {"hidden_dim": 8, "output_dim": 1024})
+def test_method_resolves_the_weight_it_uses(model_factory: Factory) -> None:
+    method = BarlowTwins(model_factory(), {"hidden_dim": 8, "output_dim": 1024})
     assert method.args.redundancy_weight == pytest.approx(0.01)
     assert method.criterion.lambda_param == pytest.approx(0.01)
 

@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 import torch
 
-from conftest import make_views
 from lt_core import ConfigError, from_dict
 from lt_methods import SwAV, SwAVArgs, SwAVTransformArgs
 
@@ -103,10 +102,12 @@ def _steps(method: Any, views: list[torch.Tensor], steps: range) -> list[dict[st
     return outs
 
 
-def test_queue_joins_once_full_and_holds_recent_projections(method_factory: Factory) -> None:
+def test_queue_joins_once_full_and_holds_recent_projections(
+    method_factory: Factory, views_factory: Factory
+) -> None:
     # 20 prototypes > batch 8: the queue is on; 16 projections fill it in 2 steps.
     method = method_factory("swav", queue_start_steps=0)
-    views = make_views(method)
+    views = views_factory(method)
     active = [out["queue_active"] for out in _steps(method, views, range(4))]
     assert active == [0.0, 0.0, 1.0, 1.0]
     assert int(method.queue_decision) == 1 and int(method.queue_filled) == 16
@@ -119,23 +120,23 @@ def test_queue_joins_once_full_and_holds_recent_projections(method_factory: Fact
         assert int(queue.bank_ptr) == 8
 
 
-def test_queue_waits_for_its_start_step(method_factory: Factory) -> None:
+def test_queue_waits_for_its_start_step(method_factory: Factory, views_factory: Factory) -> None:
     method = method_factory("swav", queue_start_steps=3)
-    active = [out["queue_active"] for out in _steps(method, make_views(method), range(5))]
+    active = [out["queue_active"] for out in _steps(method, views_factory(method), range(5))]
     assert active == [0.0, 0.0, 0.0, 1.0, 1.0]
 
 
-def test_no_queue_for_large_batches(method_factory: Factory) -> None:
+def test_no_queue_for_large_batches(method_factory: Factory, views_factory: Factory) -> None:
     method = method_factory("swav", num_prototypes=4, queue_start_steps=0)
-    outs = _steps(method, make_views(method), range(3))
+    outs = _steps(method, views_factory(method), range(3))
     assert [out["queue_active"] for out in outs] == [0.0, 0.0, 0.0]
     assert int(method.queue_decision) == 0 and int(method.queue_filled) == 0
     assert method_factory("swav", use_queue=False).queues is None
 
 
-def test_resume_with_a_queue_is_exact(method_factory: Factory) -> None:
+def test_resume_with_a_queue_is_exact(method_factory: Factory, views_factory: Factory) -> None:
     a = method_factory("swav", queue_start_steps=0)
-    views = make_views(a)
+    views = views_factory(a)
     _steps(a, views, range(3))
     state = a.state_dict()
     assert {"queues.0.bank", "queues.1.bank_ptr", "queue_filled", "queue_decision"} <= set(state)

@@ -18,37 +18,35 @@ Factory = Callable[..., Any]
 SPREAD = torch.tensor([[1.0, 1.0], [1.0, -1.0], [-1.0, 1.0], [-1.0, -1.0]])
 
 
-def _criterion(**args: Any) -> Any:
-    return VICReg(_model(), {"hidden_dim": 8, "output_dim": 8, **args}).criterion
+@pytest.fixture
+def criterion(model_factory: Factory) -> Callable[..., Any]:
+    def make(**args: Any) -> Any:
+        return VICReg(model_factory(), {"hidden_dim": 8, "output_dim": 8, **args}).criterion
+
+    return make
 
 
-def _model() -> Any:
-    from conftest import make_model
-
-    return make_model()
+def test_loss_is_zero_for_identical_spread_uncorrelated_embeddings(criterion: Factory) -> None:
+    assert float(criterion()(SPREAD, SPREAD.clone())) == pytest.approx(0.0, abs=1e-6)
 
 
-def test_loss_is_zero_for_identical_spread_uncorrelated_embeddings() -> None:
-    assert float(_criterion()(SPREAD, SPREAD.clone())) == pytest.approx(0.0, abs=1e-6)
-
-
-def test_loss_of_collapsed_embeddings_is_the_variance_penalty() -> None:
+def test_loss_of_collapsed_embeddings_is_the_variance_penalty(criterion: Factory) -> None:
     # Constant embeddings: std = sqrt(eps) = 0.01, each dimension pays 1 - 0.01.
     z = torch.ones(4, 2)
-    assert float(_criterion()(z, z.clone())) == pytest.approx(25 * 0.99, rel=1e-5)
-    assert float(_criterion(variance_weight=2.0)(z, z.clone())) == pytest.approx(2 * 0.99)
+    assert float(criterion()(z, z.clone())) == pytest.approx(25 * 0.99, rel=1e-5)
+    assert float(criterion(variance_weight=2.0)(z, z.clone())) == pytest.approx(2 * 0.99)
 
 
-def test_invariance_term_is_the_weighted_mean_squared_error() -> None:
+def test_invariance_term_is_the_weighted_mean_squared_error(criterion: Factory) -> None:
     # A shift changes neither the variance nor the covariance.
-    loss = _criterion(invariance_weight=3.0)(SPREAD, SPREAD + 1.0)
+    loss = criterion(invariance_weight=3.0)(SPREAD, SPREAD + 1.0)
     assert float(loss) == pytest.approx(3.0, rel=1e-6)
 
 
-def test_covariance_term_of_correlated_dimensions() -> None:
+def test_covariance_term_of_correlated_dimensions(criterion: Factory) -> None:
     # Both dimensions equal: covariance 4/3 off the diagonal, twice, divided by D=2.
     z = SPREAD[:, :1].repeat(1, 2) * 2  # std 2.3 > 1: no variance penalty
-    loss = _criterion(covariance_weight=1.0)(z, z.clone())
+    loss = criterion(covariance_weight=1.0)(z, z.clone())
     cov = (z * z).sum(0)[0] / 3  # mean is zero
     assert float(loss) == pytest.approx(2 * (2 * float(cov) ** 2 / 2), rel=1e-5)
 

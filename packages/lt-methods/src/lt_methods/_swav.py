@@ -115,6 +115,8 @@ class SwAV(Method):
             self.queues = nn.ModuleList(_queue(length, a.output_dim) for _ in range(_NUM_GLOBAL))
         # Projections enqueued so far (up to the length) and the queue decision (-1:
         # not made yet, 0: off, 1: on); buffers, so that a resumed run continues exactly.
+        self.queue_filled: Tensor
+        self.queue_decision: Tensor
         self.register_buffer("queue_filled", torch.zeros((), dtype=torch.long))
         self.register_buffer("queue_decision", torch.full((), -1, dtype=torch.long))
 
@@ -220,7 +222,7 @@ def _queue(length: int, dim: int) -> nn.Module:
         MemoryBankModule,
     )
 
-    queue = MemoryBankModule(size=(length, dim), feature_dim_first=False)
-    queue.register_buffer("bank", queue.bank, persistent=True)
-    queue.register_buffer("bank_ptr", queue.bank_ptr, persistent=True)
+    queue: nn.Module = MemoryBankModule(size=(length, dim), feature_dim_first=False)
+    for name in ("bank", "bank_ptr"):
+        queue.register_buffer(name, queue.get_buffer(name), persistent=True)
     return queue

@@ -100,11 +100,14 @@ class SwAVArgs:
         check_int("method_args.sinkhorn_iterations", self.sinkhorn_iterations, 1)
         check_positive("method_args.temperature", self.temperature)
         check_positive("method_args.sinkhorn_epsilon", self.sinkhorn_epsilon)
-        if self.num_prototypes != "auto":
-            check_int("method_args.num_prototypes", self.num_prototypes, 2)
-        for key in ("freeze_prototypes_steps", "queue_length", "queue_start_steps"):
+        for key, minimum in (
+            ("num_prototypes", 2),
+            ("freeze_prototypes_steps", 0),
+            ("queue_length", 0),
+            ("queue_start_steps", 0),
+        ):
             if getattr(self, key) != "auto":
-                check_int(f"method_args.{key}", getattr(self, key), 0)
+                check_int(f"method_args.{key}", getattr(self, key), minimum)
         if self.use_queue not in ("auto", True, False):
             raise ConfigError(
                 f"method_args.use_queue must be true, false or 'auto', got {self.use_queue!r}."
