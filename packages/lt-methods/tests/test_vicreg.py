@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
 
 from lt_core import ConfigError, from_dict
-from lt_methods import VICReg, VICRegArgs, VICRegTransformArgs
+from lt_methods import VICReg, VICRegArgs, VICRegTransformArgs, get_method
 
 Factory = Callable[..., Any]
 
@@ -100,3 +103,18 @@ def test_optimizer_defaults() -> None:
     assert VICReg.optimizer_defaults("cnn") == ("sgd", 0.12, 5e-4)
     assert VICReg.optimizer_defaults("vit") == ("adamw", 5e-4, 0.04)
     assert (VICReg.min_batch_size, VICReg.gathers_batch) == (2, False)
+
+
+@pytest.mark.parametrize(
+    ("name", "heading"),
+    [("vicreg", "## VICReg"), ("barlowtwins", "## Barlow Twins"), ("swav", "## SwAV")],
+)
+def test_methods_page_has_a_row_per_method_arg(name: str, heading: str) -> None:
+    docs = Path(__file__).resolve().parents[3] / "docs" / "methods.md"
+    if not docs.is_file():
+        pytest.skip("needs the repository's docs/")
+    section = docs.read_text().split(f"\n{heading}\n", 1)[1]
+    table = re.search(r"^\| key \|.*?(?=\n\n)", section, re.DOTALL | re.MULTILINE)
+    assert table, heading
+    rows = set(re.findall(r"^\| `(\w+)` \|", table.group(0), re.MULTILINE))
+    assert rows == {f.name for f in dataclasses.fields(get_method(name).Args)}
