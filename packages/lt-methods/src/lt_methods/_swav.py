@@ -50,8 +50,10 @@ class SwAV(Method):
     similarities as the temperature and ``sinkhorn_epsilon`` assume.
 
     Queue (small batches, the paper's section 4.1): one per global view, holding the
-    projections of earlier batches (lightly's ``MemoryBankModule``, made part of the
-    checkpoint so a resumed run is exact). It is filled from the first step and joins
+    projections of earlier batches of all processes (lightly's ``MemoryBankModule``, made
+    part of the checkpoint so a resumed run is exact); under ``torch.distributed`` each
+    process adds every ``world_size``-th entry to the gathered codes, so each projection
+    counts once, and ``queue_length`` is the global length as in the paper. It is filled from the first step and joins
     the Sinkhorn codes once full and from ``queue_start_steps`` on; see
     :class:`SwAVArgs` for when it is on.
 
@@ -192,18 +194,22 @@ class SwAV(Method):
         length = resolved(self.args.queue_length, "queue_length")
         full = int(self.queue_filled) >= length
         banks = [queue(z.detach(), update=True)[1] for queue, z in zip(self.queues, global_z)]
-        self.queue_filled.add_(global_z[0].shape[0]).clamp_(max=length)
+        world, rank = _world()
+        self.queue_filled.add_(global_z[0].shape[0] * world).clamp_(max=length)
         if not full or step < self.args.queue_start(max_steps, steps_per_epoch):
             return None
+        # Every process holds the whole queue; each adds its share to the gathered codes.
         with torch.no_grad():
-            return [self.prototypes(bank.to(z.dtype)).float() for bank, z in zip(banks, global_z)]
+            return [
+                self.prototypes(bank[rank::world].to(z.dtype)).float()
+                for bank, z in zip(banks, global_z)
+            ]
 
     def _queue_on(self, batch_size: int) -> bool:
         """The queue decision, made once from the global batch (see
         :meth:`SwAVArgs.queue_on`) and kept in a buffer."""
         if int(self.queue_decision) < 0:
-            world = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
-            self.queue_decision.fill_(int(self.args.queue_on(batch_size * world)))
+            self.queue_decision.fill_(int(self.args.queue_on(batch_size * _world()[0])))
         return bool(self.queue_decision)
 
     def on_before_optimizer_step(self, step: int, steps_per_epoch: int) -> None:
@@ -215,14 +221,26 @@ class SwAV(Method):
                 param.grad = None
 
 
+def _world() -> tuple[int, int]:
+    """``(world size, rank)`` of ``torch.distributed``, ``(1, 0)`` without it."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_world_size(), dist.get_rank()
+    return 1, 0
+
+
 def _queue(length: int, dim: int) -> nn.Module:
     """Lightly's memory bank of ``length`` projections of ``dim``, ``(length, dim)``, with
-    its contents and pointer in the state dict (lightly leaves them out)."""
+    its contents and pointer in the state dict (lightly leaves them out).
+
+    It enqueues the projections of all processes (``gather_distributed``), so every
+    process holds the same queue, which DDP's buffer broadcast then leaves unchanged."""
     from lightly.models.modules.memory_bank import (  # type: ignore[import-untyped]
         MemoryBankModule,
     )
 
-    queue: nn.Module = MemoryBankModule(size=(length, dim), feature_dim_first=False)
+    queue: nn.Module = MemoryBankModule(
+        size=(length, dim), gather_distributed=True, feature_dim_first=False
+    )
     for name in ("bank", "bank_ptr"):
         queue.register_buffer(name, queue.get_buffer(name), persistent=True)
     return queue

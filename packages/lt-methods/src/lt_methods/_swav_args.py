@@ -67,7 +67,8 @@ class SwAVArgs:
             prototypes and leaves it out at 4096): an equal partition of the batch over
             more prototypes than images is a poor target. Decided at the first step, and
             reported as the metric ``queue_active``.
-        queue_length: Features each queue (one per global view, per process) holds. Auto:
+        queue_length: Projections each queue (one per global view, over all processes)
+            holds. Auto:
             the paper's 3840 (15 batches of 256), at most a tenth of the dataset so that
             its features stay recent. 0 for no queue.
         queue_start_steps: Optimizer steps before the queue takes part in the codes; it
