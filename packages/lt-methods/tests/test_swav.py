@@ -82,7 +82,8 @@ def test_prototypes_are_unit_norm_without_bias_and_frozen_first(
     out["loss"].backward()
     assert layer.weight.grad is not None
     method.on_before_optimizer_step(step=4, steps_per_epoch=5)  # first epoch: frozen
-    assert layer.weight.grad is None
+    assert layer.weight.grad is not None and not layer.weight.grad.any()
+    method.zero_grad()
     out = method(views_factory(method), step=5, max_steps=10, steps_per_epoch=5)
     out["loss"].backward()
     method.on_before_optimizer_step(step=5, steps_per_epoch=5)
@@ -168,3 +169,26 @@ def test_optimizer_defaults() -> None:
     assert SwAV.optimizer_defaults("cnn") == ("sgd", 0.12, 5e-4)
     assert SwAV.optimizer_defaults("vit") == ("adamw", 5e-4, 0.04)
     assert (SwAV.min_batch_size, SwAV.gathers_batch) == (2, True)
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_frozen_prototypes_keep_their_direction_under_fused_sgd(
+    method_factory: Factory, views_factory: Factory, fused: bool
+) -> None:
+    method = method_factory("swav")
+    (layer,) = method.prototypes.heads
+    views = views_factory(method)
+    optimizer = torch.optim.SGD(
+        method.param_groups(), lr=0.5, momentum=0.9, weight_decay=0.1, fused=fused
+    )
+    before = layer.weight.detach().clone()
+    for step in range(4):  # 2 frozen steps, then 2 trained ones
+        out = method(views, step=step, max_steps=4, steps_per_epoch=2)
+        out["loss"].backward()
+        method.on_before_optimizer_step(step=step, steps_per_epoch=2)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        if step == 1:
+            direction = torch.nn.functional.normalize(layer.weight.detach(), dim=1)
+            assert torch.allclose(direction, before, atol=1e-6)
+    assert not torch.allclose(torch.nn.functional.normalize(layer.weight, dim=1), before)

@@ -43,7 +43,7 @@ class SwAV(Method):
     global batch under ``torch.distributed``). No negatives, no momentum network.
 
     Prototypes: normalized to the unit sphere before every step (the paper), not updated
-    during the first epoch (``freeze_prototypes_steps``: their gradients are dropped
+    during the first epoch (``freeze_prototypes_steps``: their gradients are zeroed
     before the optimizer step; lightly's own freeze switches ``requires_grad``, which
     DDP and the optimizer's parameter groups do not follow). Lightly's prototype layer
     has a bias, which the paper's has not; it is removed, so the scores are cosine
@@ -213,12 +213,18 @@ class SwAV(Method):
         return bool(self.queue_decision)
 
     def on_before_optimizer_step(self, step: int, steps_per_epoch: int) -> None:
-        """Drop the prototypes' gradients during the first
-        :meth:`SwAVArgs.freeze_steps` steps (set to ``None``, so the optimizer skips
-        them)."""
+        """Zero the prototypes' gradients during the first :meth:`SwAVArgs.freeze_steps`
+        steps.
+
+        Zeroed rather than dropped (``None``): PyTorch's fused SGD fails on a parameter
+        whose first gradient comes after the others of its group have a momentum buffer.
+        With a zero gradient only the weight decay moves a prototype, along itself, and
+        the normalization before the next step undoes that: its direction is frozen.
+        """
         if step < self.args.freeze_steps(max(1, steps_per_epoch)):
             for param in self.prototypes.parameters():
-                param.grad = None
+                if param.grad is not None:
+                    param.grad.zero_()
 
 
 def _world() -> tuple[int, int]:
