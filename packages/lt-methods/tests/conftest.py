@@ -21,6 +21,9 @@ SMALL_ARGS: dict[str, dict[str, Any]] = {
     "byol": {"hidden_dim": 32, "output_dim": 16, "prediction_hidden_dim": 32},
     "mocov2": {"hidden_dim": 32, "output_dim": 16, "queue_length": 64},
     "mocov3": {"hidden_dim": 32, "output_dim": 16},
+    "vicreg": {"hidden_dim": 32, "output_dim": 32},
+    "barlowtwins": {"hidden_dim": 32, "output_dim": 32},
+    "swav": {"hidden_dim": 32, "output_dim": 16, "num_prototypes": 20, "queue_length": 16},
 }
 IMAGE_SIZE = (32, 32)
 BATCH_SIZE = 8

@@ -156,6 +156,9 @@ def test_options_as_dicts_or_none(name: str, model_factory: Factory) -> None:
         "byol": {"hidden_dim": 8, "output_dim": 8, "prediction_hidden_dim": 8},
         "mocov2": {"hidden_dim": 8, "output_dim": 8},
         "mocov3": {"hidden_dim": 8, "output_dim": 8},
+        "vicreg": {"hidden_dim": 8, "output_dim": 8},
+        "barlowtwins": {"hidden_dim": 8, "output_dim": 8},
+        "swav": {"hidden_dim": 8, "output_dim": 8, "num_prototypes": 10},
     }
     method = cls(model_factory(), small.get(name, {}), None)
     assert isinstance(method.args, cls.Args)

@@ -7,6 +7,7 @@ Each method is a :class:`Method` registered by name; :data:`DEFAULT_METHOD` is
 package is imported.
 """
 
+from lt_methods._barlow_twins import BarlowTwins, BarlowTwinsArgs, BarlowTwinsTransformArgs
 from lt_methods._byol import (
     BYOL,
     BYOLArgs,
@@ -56,6 +57,8 @@ from lt_methods._registry import (
     register_method,
 )
 from lt_methods._simclr import SimCLR, SimCLRArgs, SimCLRTransformArgs
+from lt_methods._swav import SwAV
+from lt_methods._swav_args import SwAVArgs, SwAVTransformArgs
 from lt_methods._transform_args import (
     ColorJitterArgs,
     GaussianBlurArgs,
@@ -66,6 +69,7 @@ from lt_methods._transform_args import (
     RandomRotationArgs,
     SolarizeArgs,
 )
+from lt_methods._vicreg import VICReg, VICRegArgs, VICRegTransformArgs
 
 __version__ = "0.1.0"
 
@@ -81,6 +85,9 @@ __all__ = [
     "BYOLSecondViewArgs",
     "BYOLSecondViewGaussianBlurArgs",
     "BYOLTransformArgs",
+    "BarlowTwins",
+    "BarlowTwinsArgs",
+    "BarlowTwinsTransformArgs",
     "ColorJitterArgs",
     "DINOArgs",
     "DINOColorJitterArgs",
@@ -119,6 +126,12 @@ __all__ = [
     "SimCLRArgs",
     "SimCLRTransformArgs",
     "SolarizeArgs",
+    "SwAV",
+    "SwAVArgs",
+    "SwAVTransformArgs",
+    "VICReg",
+    "VICRegArgs",
+    "VICRegTransformArgs",
     "get_method",
     "list_methods",
     "missing_teacher_message",
