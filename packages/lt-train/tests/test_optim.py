@@ -79,3 +79,23 @@ def test_fused_reaches_sgd_and_adamw() -> None:
         assert bool(opt.defaults.get("fused")) == (fused and name != "lars"), name
         params[0].grad = torch.ones(3)
         opt.step()
+
+
+def test_fused_sgd_takes_a_parameter_whose_first_gradient_comes_late() -> None:
+    """DINO and SwAV leave a layer without gradient in the first epoch; torch's fused SGD
+    failed on it ("expected Tensor ... got NoneType"). The updates equal unfused SGD's."""
+    torch.manual_seed(0)
+    start = [torch.randn(4, 3), torch.randn(5)]
+    runs = []
+    for fused in (True, False):
+        params = [torch.nn.Parameter(p.clone()) for p in start]
+        opt = build_optimizer(
+            "sgd", [{"params": params}], lr=0.1, weight_decay=1e-4, args=OptimArgs(), fused=fused
+        )
+        for step in range(3):
+            params[0].grad = torch.full_like(params[0], 0.5 + step)
+            params[1].grad = None if step == 0 else torch.full_like(params[1], 1.0 - step)
+            opt.step()
+        runs.append(params)
+    for fused_param, plain_param in zip(*runs):
+        torch.testing.assert_close(fused_param, plain_param, rtol=0, atol=1e-6)

@@ -18,7 +18,16 @@ __all__ = ["OPTIMIZERS", "build_optimizer", "lr_at_step", "scaled_lr", "warmup_s
 
 
 def _sgd(groups: list[dict[str, Any]], lr: float, args: OptimArgs, fused: bool) -> Optimizer:
-    return torch.optim.SGD(groups, lr=lr, momentum=args.momentum, fused=fused or None)
+    optimizer = torch.optim.SGD(groups, lr=lr, momentum=args.momentum, fused=fused or None)
+    if fused and args.momentum:
+        # Torch's fused SGD fails ("expected Tensor ... got NoneType") when a parameter gets
+        # its first gradient after the others have momentum buffers: DINO's and SwAV's
+        # frozen first epoch. Zero buffers from the start avoid that and change no update:
+        # the first step's 0 * momentum + grad equals torch's buffer = grad.
+        for group in optimizer.param_groups:
+            for param in group["params"]:
+                optimizer.state[param]["momentum_buffer"] = torch.zeros_like(param)
+    return optimizer
 
 
 def _adamw(groups: list[dict[str, Any]], lr: float, args: OptimArgs, fused: bool) -> Optimizer:
