@@ -31,6 +31,7 @@ RUN_FILES = (
     "tensorboard",
     "config.json",
     "run.json",
+    "monitor",
 )
 #: With overwrite=True the earlier run's files wait in ``<out>/<PREVIOUS_PREFIX><time>/``
 #: until the new run has written its first checkpoint.
