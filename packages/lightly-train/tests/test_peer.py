@@ -39,7 +39,7 @@ ACCEPTED: dict[str, list[Any]] = {
     "callbacks.model_checkpoint.auto_insert_metric_name": [True],
     "callbacks.model_checkpoint.save_on_train_epoch_end": [None, True],
     "callbacks.model_checkpoint.enable_version_counter": [False],
-    "callbacks.early_stopping.monitor": ["train_loss", "loss"],
+    "callbacks.early_stopping.monitor": ["train_loss", "loss", "collapse"],
     "loggers.tensorboard.log_graph": [False],
 }
 
@@ -190,3 +190,8 @@ def test_migrating_page_lists_the_peer_names_as_translate_handles_them() -> None
         "the output of: uv run python -c 'from lightly_train._peer import markdown_table; "
         "print(markdown_table())'"
     )
+
+
+def test_early_stopping_on_collapse_is_the_peer_monitor_collapse() -> None:
+    translated = translate({"callbacks": {"early_stopping": {"monitor": "collapse"}}})
+    assert translated == {"callbacks": {"early_stopping": {"stop_on_collapse": True}}}

@@ -135,7 +135,7 @@ def test_a_collapse_is_flagged_in_log_and_metrics_and_can_stop_the_run(
     assert "RankMe 1.00 < 2" in events[0]["reason"]
     log = (out / "train.log").read_text()
     assert "WARNING" in log and "Step 1: the embeddings collapsed: RankMe" in log
-    end = [r for r in _lines(out) if r.get("event") == "end"][0]
+    end = next(r for r in _lines(out) if r.get("event") == "end")
     if stop:
         assert end["step"] == 1 and "Early stopping after epoch 1" in log
         assert "stop_on_collapse=True" in log

@@ -133,16 +133,20 @@ class Monitor:
                 part = share(len(self.names), rank, world)
                 self.sample = _Preloaded(images[part.start : part.stop])
                 self.offset = part.start
-            skipped_sample = len(getattr(self.sample, "skipped", []))
+            count = len(self.names) - len(self.sample.skipped)
+            bound = (
+                f"RankMe is bounded by it: fewer than the {embed_dim} embedding dimensions"
+                if count < embed_dim
+                else f"at least the {embed_dim} embedding dimensions"
+            )
+            when = (
+                f"every {self.every} steps"
+                if self.every != "auto"
+                else f"at logging steps within {self.args.budget:.1%} of the wall time"
+            )
             logger.info(
-                "Monitors: a fixed sample of %d images (%s), checked %s.",
-                len(self.names) - skipped_sample,
-                "RankMe is bounded by it: smaller than the embedding dimension "
-                f"{embed_dim}" if len(self.names) < embed_dim else "at least the embedding "
-                f"dimension {embed_dim}",
-                f"every {self.every} steps" if self.every != "auto" else
-                f"as often as {self.args.budget:.1%} of the time allows",
-            )  # fmt: skip
+                "Monitors: a fixed sample of %d images (%s), checked %s.", count, bound, when
+            )
         if self.val is not None:
             bank, query = self.val.split(
                 self.val_args.bank_size, self.val_args.query_size, self.val_args.seed
@@ -151,8 +155,8 @@ class Monitor:
             for indices in (bank, query):
                 mine = [indices[i] for i in share(len(indices), rank, world)]
                 labels = torch.tensor([self.val.labels[i] for i in mine], dtype=torch.int64)
-                images = ImageSet([self.val.paths[i] for i in mine], self.size, workers)
-                self.val_sets.append((images, labels))
+                image_set = ImageSet([self.val.paths[i] for i in mine], self.size, workers)
+                self.val_sets.append((image_set, labels))
             logger.info(
                 "kNN probe: %d bank and %d query images of %d classes (k=%d, temperature=%g), "
                 "every %d epoch(s).",
@@ -260,8 +264,8 @@ class Monitor:
         start = time.perf_counter()
         assert self.val is not None
         results = []
-        for images, labels in self.val_sets:
-            z, kept = self._embed(model, images.batches(self.val_batch))
+        for image_set, labels in self.val_sets:
+            z, kept = self._embed(model, image_set.batches(self.val_batch))
             results.append((z, gather_rows(self.fabric, labels[kept])))
         (bank, labels_b), (query, labels_q) = results
         if self.fabric.is_global_zero and len(bank) and len(query):
