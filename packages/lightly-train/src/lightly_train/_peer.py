@@ -268,7 +268,7 @@ PEER_NAMES: tuple[PeerName, ...] = (
         "callbacks.early_stopping.monitor",
         None,
         '`"train_loss"`, `"loss"`, `"collapse"`',
-        "The epoch's mean training loss is the only loss metric; `\"collapse\"` becomes "
+        "The epoch's mean training loss is the only loss metric; the value collapse becomes "
         "`stop_on_collapse=True` (stop when the health monitors flag a collapse).",
         _early_stopping_monitor,
     ),
