@@ -44,11 +44,18 @@ class ImageSet:
         num_workers: Loader processes when reading.
         cache: Keep the decoded images in memory when they take at most
             ``CACHE_LIMIT_BYTES``; else they are read again at every pass.
+        what: Names the set in the warning about an unreadable image.
     """
 
     def __init__(
-        self, paths: Sequence[str], size: tuple[int, int], num_workers: int, cache: bool = True
+        self,
+        paths: Sequence[str],
+        size: tuple[int, int],
+        num_workers: int,
+        cache: bool = True,
+        what: str = "Monitor sample",
     ) -> None:
+        self.what = what
         self.paths = list(paths)
         self.size = size
         self.num_workers = num_workers
@@ -88,8 +95,8 @@ class ImageSet:
     def _note_skipped(self, skipped: list[tuple[str, str]]) -> None:
         if self._read:
             return  # counted at the first pass
-        for path, error in skipped:
-            logger.warning("Skipped %s: %s", path, error)
+        for path, error in skipped:  # (not "Skipped ...": those lines are the training data's)
+            logger.warning("%s: left out the unreadable image %s: %s", self.what, path, error)
         self.skipped += skipped
 
     def batches(self, batch_size: int) -> Iterator[tuple[Tensor, Tensor]]:

@@ -129,7 +129,7 @@ class Monitor:
             else:
                 self.names, images, skipped = first_shard_samples(items, n, self.size)
                 if skipped:
-                    logger.warning("Monitor sample: skipped %d unreadable sample(s).", skipped)
+                    logger.warning("Monitor sample: left out %d unreadable sample(s).", skipped)
                 part = share(len(self.names), rank, world)
                 self.sample = _Preloaded(images[part.start : part.stop])
                 self.offset = part.start
@@ -155,7 +155,9 @@ class Monitor:
             for indices in (bank, query):
                 mine = [indices[i] for i in share(len(indices), rank, world)]
                 labels = torch.tensor([self.val.labels[i] for i in mine], dtype=torch.int64)
-                image_set = ImageSet([self.val.paths[i] for i in mine], self.size, workers)
+                image_set = ImageSet(
+                    [self.val.paths[i] for i in mine], self.size, workers, what="kNN probe"
+                )
                 self.val_sets.append((image_set, labels))
             logger.info(
                 "kNN probe: %d bank and %d query images of %d classes (k=%d, temperature=%g), "
