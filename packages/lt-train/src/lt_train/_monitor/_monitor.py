@@ -165,7 +165,27 @@ class Monitor:
                 len(bank), len(query), len(self.val.classes), self.val_args.k,
                 self.val_args.temperature, self.val_every,
             )  # fmt: skip
+        self._name_skipped()
         self.spent += time.perf_counter() - start
+
+    def _name_skipped(self) -> None:
+        """Process 0 names the images the other processes could not read (each process
+        named its own; only process 0 writes train.log). Sets too large to keep in memory
+        are read at the first check, and name theirs on their own process only."""
+        if self.fabric.world_size == 1:
+            return
+        sets = [s for s, _ in getattr(self, "val_sets", [])]
+        sets += [self.sample] if self.enabled else []
+        mine = [(s.what, path, error) for s in sets for path, error in s.skipped]
+        gathered: list[Any] = [None] * self.fabric.world_size
+        torch.distributed.all_gather_object(gathered, mine)
+        if self.fabric.is_global_zero:
+            for rank, items in enumerate(gathered[1:], start=1):
+                for what, path, error in items:
+                    logger.warning(
+                        "%s: left out the unreadable image %s: %s (process %d)",
+                        what, path, error, rank,
+                    )  # fmt: skip
 
     # -- when ----------------------------------------------------------------------------
 
@@ -361,6 +381,7 @@ class _Preloaded:
 
     def __init__(self, images: Tensor) -> None:
         self.images = images
+        self.what = "Monitor sample"
         self.skipped: list[tuple[str, str]] = []
 
     def batches(self, batch_size: int) -> Any:
