@@ -39,7 +39,7 @@ ACCEPTED: dict[str, list[Any]] = {
     "callbacks.model_checkpoint.auto_insert_metric_name": [True],
     "callbacks.model_checkpoint.save_on_train_epoch_end": [None, True],
     "callbacks.model_checkpoint.enable_version_counter": [False],
-    "callbacks.early_stopping.monitor": ["train_loss", "loss"],
+    "callbacks.early_stopping.monitor": ["train_loss", "loss", "collapse"],
     "loggers.tensorboard.log_graph": [False],
 }
 
@@ -204,3 +204,8 @@ def test_peer_distillation_versions_become_a_mode(method: str, mode: str) -> Non
     kept = translate({"method": method, "method_args": {"mode": "pooled", "queue_size": 64}})
     assert kept["method_args"] == {"mode": "pooled", "queue_size": 64}
     assert translate({"method": "distillation"}) == {"method": "distillation"}
+
+
+def test_early_stopping_on_collapse_is_the_peer_monitor_collapse() -> None:
+    translated = translate({"callbacks": {"early_stopping": {"monitor": "collapse"}}})
+    assert translated == {"callbacks": {"early_stopping": {"stop_on_collapse": True}}}

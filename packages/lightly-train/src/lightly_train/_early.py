@@ -24,6 +24,7 @@ TRAIN_OPTIONS = (
     "channels_last", "compile", "overwrite", "progress_bar", "gradient_accumulation_steps",
     "epoch_size", "shuffle_buffer", "data_cache", "decode", "decode_size",
     "checkpoint_every_n_steps", "checkpoint_keep", "resume_interrupted", "checkpoint",
+    "monitor_every_n_steps", "monitor_args", "val_data", "val_args", "val_every_n_epochs",
     "resume", "trainer_args", "activation_checkpoint_args",
 )  # fmt: skip
 EXPORT_OPTIONS = ("out", "checkpoint", "part", "format", "overwrite", "model")

@@ -177,10 +177,14 @@ def _enable_version_counter(value: Any, group: dict[str, Any], options: Any) -> 
 
 
 def _early_stopping_monitor(value: Any, group: dict[str, Any], options: Any) -> None:
+    if value == "collapse":
+        group["stop_on_collapse"] = True
+        return
     if value not in ("train_loss", "loss"):
         raise ConfigError(
-            f"callbacks.early_stopping.monitor must be 'train_loss', got {value!r}. Fix: leave "
-            "it unset (the epoch's mean training loss is the only metric)."
+            f"callbacks.early_stopping.monitor must be 'train_loss' or 'collapse', got "
+            f"{value!r}. Fix: leave it unset (the epoch's mean training loss), or 'collapse' "
+            "to stop when the health monitors flag a collapse."
         )
 
 
@@ -263,8 +267,9 @@ PEER_NAMES: tuple[PeerName, ...] = (
     PeerName(
         "callbacks.early_stopping.monitor",
         None,
-        '`"train_loss"`, `"loss"`',
-        "The epoch's mean training loss is the only metric.",
+        '`"train_loss"`, `"loss"`, `"collapse"`',
+        "The epoch's mean training loss is the only loss metric; the value collapse becomes "
+        "`stop_on_collapse=True` (stop when the health monitors flag a collapse).",
         _early_stopping_monitor,
     ),
     PeerName(

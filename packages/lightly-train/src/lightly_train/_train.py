@@ -59,6 +59,11 @@ def train(
     checkpoint_keep: int | None = None,
     resume_interrupted: bool = False,
     checkpoint: PathLike | None = None,
+    monitor_every_n_steps: int | Literal["auto"] = "auto",
+    monitor_args: dict[str, Any] | None = None,
+    val_data: PathLike | None = None,
+    val_args: dict[str, Any] | None = None,
+    val_every_n_epochs: int = 1,
     resume: bool | None = None,
     trainer_args: dict[str, Any] | None = None,
     activation_checkpoint_args: dict[str, Any] | None = None,
@@ -124,7 +129,9 @@ def train(
         callbacks: A dict of callback name to its options, ``None`` turning one off:
             ``model_checkpoint`` (``every_n_train_steps``, ``every_n_epochs``,
             ``train_time_interval``, ``save_top_k``, ``dirpath``, ``filename``...),
-            ``early_stopping`` (``monitor="train_loss"``, ``patience``, ``check_finite``),
+            ``early_stopping`` (``monitor="train_loss"``, ``patience``, ``check_finite``,
+            ``stop_on_collapse``: stop when the monitors flag a collapse, also spelled
+            ``monitor="collapse"``),
             ``model_export`` (``every_n_epochs``), ``learning_rate_monitor`` and
             ``device_stats_monitor`` (off by default). See docs/training.md.
         log_every_n_steps: How often metrics are logged.
@@ -174,6 +181,19 @@ def train(
             exactly where it stopped. The options must be those of the interrupted run.
         checkpoint: Start a new run from the weights of a checkpoint (``*.ckpt``) or of an
             exported model (``exported_last.pt``); optimizer and schedule start anew.
+        monitor_every_n_steps: How often the label-free health monitors embed their fixed
+            sample of your images (RankMe, alpha-ReQ, embedding spread, collapse check;
+            also at step 0 and at the end). ``"auto"``: at logging steps, as often as
+            ``monitor_args.budget`` (1.5%) of the wall time allows. See docs/training.md.
+        monitor_args: Options of the monitors: ``enabled`` (True), ``sample_size``
+            (``"auto"``: the embedding dimension within 256 to 2048; a smaller sample
+            bounds RankMe), ``batch_size``, ``budget``, ``collapse`` (``min_rank`` 2,
+            ``std_fraction`` 0.1, ``patience`` 2 checks in a row).
+        val_data: Labeled images for an online kNN probe: a folder with one subfolder of
+            images per class, or a CSV file of ``path,label`` rows. ``None``: no probe.
+        val_args: Options of the kNN probe: ``k`` (20), ``temperature`` (0.1),
+            ``bank_size`` (5000), ``query_size`` (1000), ``batch_size``, ``seed``.
+        val_every_n_epochs: How often the kNN probe runs (also at step 0 and at the end).
         resume: lightly-train 0.18.0's name of ``resume_interrupted``.
         trainer_args: Lightning Trainer options of lightly-train 0.18.0; not supported here
             (this trainer runs on lightning-fabric): a non-empty dict is an error that names
@@ -195,14 +215,15 @@ def train(
             f"Unknown option '{key}'.{closest_match_hint(key, list(_OPTIONS))} Valid options: "
             f"{', '.join(_OPTIONS)}."
         )
-    for name in ("out", "checkpoint"):
+    for name in ("out", "checkpoint", "val_data"):
         if values[name] is not None:
             values[name] = os.fspath(values[name])
     if isinstance(data, list | tuple):
         values["data"] = [os.fspath(d) for d in data]
     else:
         values["data"] = os.fspath(data)
-    for name in ("method_args", "optim_args", "transform_args"):  # None means the defaults
+    # None means the defaults
+    for name in ("method_args", "optim_args", "transform_args", "monitor_args", "val_args"):
         values[name] = values[name] or {}
     return _train(from_dict(TrainConfig, translate(values), ""))
 

@@ -1,6 +1,6 @@
 """What the ``callbacks`` option decides inside the loop besides checkpoints (see
-:mod:`lt_train._checkpointer`): early stopping, periodic export, and the learning-rate and
-device metrics."""
+:mod:`lt_train._checkpointer`): early stopping (on the loss, or on a collapse the health
+monitors flag), periodic export, and the learning-rate and device metrics."""
 
 from __future__ import annotations
 
@@ -28,6 +28,7 @@ class RunCallbacks:
         self.epochs = epochs
         self._best = math.inf
         self._bad_epochs = 0
+        self._collapse: str | None = None
 
     @property
     def check_finite(self) -> bool:
@@ -38,9 +39,20 @@ class RunCallbacks:
         export = self.args.model_export
         return export is not None and epochs_done % export.every_n_epochs == 0
 
+    def stop_on_collapse(self, reason: str) -> bool:
+        """Whether the run stops now that the monitors flagged a collapse (``reason``);
+        :meth:`early_stop` then returns it."""
+        es = self.args.early_stopping
+        if es is None or not es.stop_on_collapse:
+            return False
+        self._collapse = f"{reason} (callbacks.early_stopping.stop_on_collapse=True)"
+        return True
+
     def early_stop(self, epoch_loss: float) -> str | None:
         """A reason to stop after this epoch, or None."""
         es = self.args.early_stopping
+        if self._collapse is not None:
+            return self._collapse
         if es is None or not math.isfinite(epoch_loss):
             return None
         if epoch_loss < self._best:

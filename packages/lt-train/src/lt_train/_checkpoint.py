@@ -59,6 +59,11 @@ _FREE_OPTIONS = frozenset(
         "checkpoint_keep",
         "callbacks",
         "loader_args",
+        "monitor_every_n_steps",  # the monitors and the kNN probe change no weight
+        "monitor_args",
+        "val_data",
+        "val_args",
+        "val_every_n_epochs",
         "data",  # compared by content (the image list), so a moved folder still resumes
     }
 )

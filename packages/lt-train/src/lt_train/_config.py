@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from lt_core import ConfigError, closest_match_hint
 from lt_methods import OPTIMIZER_NAMES
+from lt_train._monitor._args import MonitorArgs, ValArgs
 from lt_train._run_args import CallbackArgs, LoggerArgs
 
 __all__ = ["OptimArgs", "TrainConfig"]
@@ -125,10 +126,17 @@ class TrainConfig:
     checkpoint_keep: int | None = None
     resume_interrupted: bool = False
     checkpoint: str | None = None
+    monitor_every_n_steps: int | Literal["auto"] = "auto"
+    monitor_args: MonitorArgs = field(default_factory=MonitorArgs)
+    val_data: str | None = None
+    val_args: ValArgs = field(default_factory=ValArgs)
+    val_every_n_epochs: int = 1
 
     def __post_init__(self) -> None:
         if isinstance(self.out, os.PathLike):
             self.out = os.fspath(self.out)
+        if isinstance(self.val_data, os.PathLike):
+            self.val_data = os.fspath(self.val_data)
         if isinstance(self.checkpoint, os.PathLike):
             self.checkpoint = os.fspath(self.checkpoint)
         if self.epochs != "auto" and self.epochs < 1:
@@ -141,6 +149,7 @@ class TrainConfig:
             "num_nodes",
             "log_every_n_steps",
             "gradient_accumulation_steps",
+            "val_every_n_epochs",
         ):
             value = getattr(self, name)
             if value < 1:
@@ -158,6 +167,17 @@ class TrainConfig:
         if self.shuffle_buffer < 0:
             raise ConfigError(
                 f"shuffle_buffer must be >= 0 (0 keeps the shard order), got {self.shuffle_buffer}."
+            )
+        if isinstance(self.monitor_every_n_steps, int) and self.monitor_every_n_steps < 1:
+            raise ConfigError(
+                f"monitor_every_n_steps must be >= 1 or 'auto', got {self.monitor_every_n_steps}. "
+                "Fix: to turn the monitors off, pass monitor_args={'enabled': False}."
+            )
+        if self.val_data is not None and not os.path.exists(self.val_data):
+            raise ConfigError(
+                f"val_data '{self.val_data}' does not exist. Fix: pass a folder with one "
+                "subfolder of images per class, or a CSV file of path,label rows, or leave "
+                "val_data unset."
             )
         if isinstance(self.decode_size, int) and self.decode_size < 1:
             raise ConfigError(f"decode_size must be >= 1 or 'auto', got {self.decode_size}.")

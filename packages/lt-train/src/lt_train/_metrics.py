@@ -32,6 +32,11 @@ class StepTimer:
         self._mark = now
         self.images += images
 
+    def exclude(self) -> None:
+        """Leave the time since the last call or step out of the window (a monitor check
+        is neither a step nor a wait for data)."""
+        self._mark = time.perf_counter()
+
     def summary(self) -> dict[str, float]:
         total = max(self.total, 1e-9)
         return {"images_per_s": self.images / total, "data_wait": self.wait / total}

@@ -157,10 +157,14 @@ class ModelCheckpointArgs:
 @dataclass(kw_only=True)
 class EarlyStoppingArgs:
     """Stop when the epoch's mean training loss has not improved for ``patience`` epochs;
-    with ``check_finite`` stop at once on a NaN or infinite loss."""
+    with ``check_finite`` stop at once on a NaN or infinite loss; with
+    ``stop_on_collapse`` stop right after the health monitors flag a collapse of the
+    embeddings (``monitor_args.collapse``; the peer's spelling ``monitor="collapse"``
+    sets it)."""
 
     patience: int = 10**12
     check_finite: bool = True
+    stop_on_collapse: bool = False
 
     def __post_init__(self) -> None:
         if self.patience < 1:

@@ -32,6 +32,7 @@ RUN_FILES = (
     "config.json",
     "run.json",
     "report.html",
+    "monitor",
 )
 #: With overwrite=True the earlier run's files wait in ``<out>/<PREVIOUS_PREFIX><time>/``
 #: until the new run has written its first checkpoint.
@@ -360,7 +361,9 @@ def _is_stale(holder: dict[str, Any], path: Path) -> bool:
 
 
 def truncate_metrics(path: Path, step: int) -> None:
-    """Drop the metrics of steps after the checkpoint: the resumed run logs them again."""
+    """Drop the metrics of steps after the checkpoint, and the events but a collapse
+    flagged by then (the checkpoint remembers it, so the resumed run does not flag it
+    again): the resumed run logs them again."""
     if not path.is_file():
         return
     kept = []
@@ -369,6 +372,10 @@ def truncate_metrics(path: Path, step: int) -> None:
             record = json.loads(line)
         except ValueError:
             continue  # a line cut by a crash
-        if isinstance(record, dict) and "event" not in record and record.get("step", 0) <= step:
+        if (
+            isinstance(record, dict)
+            and record.get("event", "collapse") == "collapse"
+            and record.get("step", 0) <= step
+        ):
             kept.append(line + "\n")
     atomic_write_text(path, "".join(kept))

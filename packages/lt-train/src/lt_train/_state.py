@@ -5,7 +5,8 @@ A checkpoint is a plain dict (see :mod:`lt_train._checkpoint` for the format): t
 such as DINO's center), the optimizer's, the precision plugin's (the grad scaler of
 16-mixed), the fields of :class:`Progress`, every process's RNG states, and what
 identifies the run (the fingerprint of its options, the key prefix of the exported model,
-the data cache it used).
+the data cache it used), and the state of the health monitors (their first embedding
+spread and collapse count).
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ class Progress:
 
 
 # What a checkpoint written with save_weights_only=True leaves out (it cannot resume).
-_TRAINING_ONLY = ("optimizer", "precision", "rng")
+_TRAINING_ONLY = ("optimizer", "precision", "rng", "monitor")
 
 
 class TrainState:
@@ -65,6 +66,8 @@ class TrainState:
         progress: The run's progress.
         identity: What identifies the run: ``"run"`` (the options' fingerprint),
             ``"model_prefix"`` and ``"data_cache"``.
+        monitor: The health monitors (their collapse state is saved under
+            ``"monitor"``; a checkpoint from before them loads without it).
     """
 
     def __init__(
@@ -74,8 +77,10 @@ class TrainState:
         optimizer: Any,
         progress: Progress,
         identity: dict[str, Any],
+        monitor: Any = None,
     ) -> None:
         self.fabric = fabric
+        self.monitor = monitor
         self.method = method
         self.optimizer = optimizer
         self.progress = progress
@@ -106,6 +111,8 @@ class TrainState:
             "rng": rng,
             **self.identity,
         }
+        if self.monitor is not None:
+            state["monitor"] = self.monitor.state_dict()
         if weights_only:
             for key in _TRAINING_ONLY:
                 state.pop(key)
@@ -118,6 +125,8 @@ class TrainState:
         self.optimizer.load_state_dict(state["optimizer"])
         self.fabric.strategy.precision.load_state_dict(state.get("precision") or {})
         self.progress.load_state_dict(state)
+        if self.monitor is not None and isinstance(state.get("monitor"), dict):
+            self.monitor.load_state_dict(state["monitor"])
         set_rng_state(state["rng"][self.fabric.global_rank])
 
 

@@ -40,6 +40,8 @@ from lt_train._health import FiniteGuard
 from lt_train._loggers import MetricLoggers
 from lt_train._logs import RunLog
 from lt_train._metrics import StepTimer
+from lt_train._monitor import Monitor, list_val_data
+from lt_train._monitor._images import preserved_rng
 from lt_train._optim import lr_at_step, set_lr, warmup_steps
 from lt_train._run_dir import OutFolderLock, RunDir, truncate_metrics
 from lt_train._run_info import describe_devices, log_start, log_versions
@@ -79,6 +81,8 @@ class Trainer:
         self.started: list[Any] = []  # loggers started before the out folder was touched
         self.aside: Path | None = None  # where an earlier run's files were moved
         self.lock = OutFolderLock(config.out)  # taken by the first process only
+        self.created = time.perf_counter()
+        self.first_images: torch.Tensor | None = None  # for monitor/views.pt
 
     def release(self) -> None:
         """Release the out folder's lock (if this process holds it)."""
@@ -92,6 +96,7 @@ class Trainer:
             self.lock.check()  # another live run owns the folder: fail before any work
         log_versions()
         self.plan = plan = plan_run(config)
+        self.val = list_val_data(config.val_data) if config.val_data else None  # kNN probe
         self.resume = None
         if config.resume_interrupted:
             if self.run_dir.last_checkpoint.is_file():
@@ -153,7 +158,17 @@ class Trainer:
             "model_prefix": model_prefix(method, _unwrap(method).embedding_model().wrapper),
             "data_cache": source.cache_mode,
         }
-        self.state = TrainState(fabric, method, optimizer, progress, identity)
+        self.monitor = Monitor(
+            args=config.monitor_args,
+            every=config.monitor_every_n_steps,
+            val=self.val,
+            val_args=config.val_args,
+            val_every=config.val_every_n_epochs,
+            fabric=fabric,
+            folder=self.run_dir.root / "monitor",
+            plan=plan,
+        )
+        self.state = TrainState(fabric, method, optimizer, progress, identity, self.monitor)
         # Distinct augmentations per process; a resumed run continues each process's streams.
         _reseed(fabric, config.seed + fabric.global_rank)
         if self.resume is not None:
@@ -167,6 +182,7 @@ class Trainer:
         )
         self.resume = None  # (its tensors are not needed any more)
         self.first_batches = self._first_batches(batches, progress.step_in_epoch == 0)
+        self.monitor.prepare(self._embedding_model().embed_dim)  # its images, read once
         # The data is proven readable: only now may an earlier run's files be touched,
         # and only by the run that holds the out folder's lock.
         if fabric.is_global_zero:
@@ -210,6 +226,7 @@ class Trainer:
                 )
         if error is not None:
             raise error
+        self.first_images = images
 
         def chain() -> Any:
             if images is not None:
@@ -262,6 +279,9 @@ class Trainer:
         started = time.perf_counter() - progress.train_time_s
         try:
             batches: Any = self.first_batches
+            if self._start_monitors():
+                progress.epoch = plan.epochs  # stopped on a collapse at step 0
+                logger.info("Early stopping at step 0: %s.", self.callbacks.early_stop(math.nan))
             for epoch in range(progress.epoch, plan.epochs):
                 if batches is None:
                     batches = source.batches(epoch)
@@ -289,7 +309,8 @@ class Trainer:
                     self.bar.update(1)
                     if self._log_due():
                         self._log_metrics(out, float(loss_sum) / self.accumulation, lr, epoch)
-                    received, time_due = self._sync_flags()
+                    received, time_due, monitor_due = self._sync_flags()
+                    stop = monitor_due and self._check_health()
                     if self.checkpointer.due_after_step(progress.step) or time_due or received:
                         progress.train_time_s = time.perf_counter() - started
                         self.save()
@@ -297,6 +318,8 @@ class Trainer:
                         raise TrainingInterrupted(
                             self._interrupt_message(received), received, str(self.run_dir.root)
                         )
+                    if stop:
+                        break  # _end_epoch ends the run with the collapse as its reason
                 batches = None
                 progress.train_time_s = time.perf_counter() - started
                 if self._end_epoch(epoch, epoch_loss, epoch_steps):
@@ -378,10 +401,12 @@ class Trainer:
         metrics.update(self.timer.summary(), loss=loss, epoch=epoch)
         self.callbacks.metrics(metrics, lr, self.fabric.device)
         self.timer.reset()
+        collapsed = self.monitor.collapsed_at
         self.bar.set_postfix(
             loss=f"{metrics['loss']:.4f}",
             img_s=f"{metrics['images_per_s']:.0f}",
             data_wait=f"{metrics['data_wait']:.0%}",
+            **({} if collapsed is None else {"COLLAPSED": f"step {collapsed}"}),
         )
         if self.loggers is not None:
             self.loggers.log(metrics, self.progress.step)
@@ -401,16 +426,47 @@ class Trainer:
             ended = bool(flag.item())
         return ended
 
-    def _sync_flags(self) -> tuple[int | None, bool]:
-        """The stop signal any process received, and whether a time-based checkpoint is
-        due on any process (so all processes stop and save after the same step)."""
+    def _sync_flags(self) -> tuple[int | None, bool, bool]:
+        """The stop signal any process received, and whether a time-based checkpoint or
+        a monitor check is due on any process (so all processes stop, save and check
+        after the same step)."""
         received = self.stop.received
         time_due = self.checkpointer.time_due()
+        monitor_due = self.monitor.due(self.progress.step)
         if self.group is None:
-            return received, time_due
-        flags = torch.tensor([received or 0, int(time_due)], dtype=torch.int64)
+            return received, time_due, monitor_due
+        flags = torch.tensor([received or 0, int(time_due), int(monitor_due)], dtype=torch.int64)
         torch.distributed.all_reduce(flags, op=torch.distributed.ReduceOp.MAX, group=self.group)
-        return int(flags[0]) or None, bool(flags[1])
+        return int(flags[0]) or None, bool(flags[1]), bool(flags[2])
+
+    # -- health monitors and the kNN probe (see lt_train._monitor) -----------------------
+
+    def _embedding_model(self) -> Any:
+        return self.state.unwrapped.embedding_model()  # the network that is exported
+
+    def _check_health(self, knn: bool = False) -> bool:
+        """A monitor check (and the kNN probe) at this step, all processes; whether the
+        run stops because the check flagged a collapse."""
+        model, step = self._embedding_model(), self.progress.step
+        reason = self.monitor.check(model, step, self.loggers) if self.monitor.enabled else None
+        if knn:
+            self.monitor.knn(model, step, self.loggers)
+        self.timer.exclude()
+        return reason is not None and self.callbacks.stop_on_collapse(reason)
+
+    def _start_monitors(self) -> bool:
+        """At step 0 of a new run: monitor/sample.pt and views.pt, then the check and the
+        kNN probe of the starting weights; whether the run stops on a collapse."""
+        images, self.first_images = self.first_images, None
+        if self.progress.step > 0 or self.monitor.last_step is not None:
+            return False  # resumed: its step 0 was checked
+        if images is not None and self.fabric.is_global_zero and self.monitor.enabled:
+            with preserved_rng(self.fabric.device), torch.no_grad():  # the first step's views
+                views = self.views(images.to(self.fabric.device))
+            self.monitor.write_views(views, self.plan.recipe)
+        if self.monitor.enabled:
+            self.monitor.write_sample()
+        return self._check_health(knn=self.monitor.val is not None)
 
     def _end_epoch(self, epoch: int, epoch_loss: torch.Tensor, epoch_steps: int) -> bool:
         """Checkpoint, export and log at an epoch's end; whether early stopping ends the run."""
@@ -419,6 +475,9 @@ class Trainer:
         progress.epoch += 1
         progress.step_in_epoch = 0
         mean_loss = self._mean(epoch_loss, epoch_steps)
+        if self.monitor.knn_due(progress.epoch):
+            self.monitor.knn(self._embedding_model(), progress.step, self.loggers)
+            self.timer.exclude()
         reason = self.callbacks.early_stop(mean_loss)
         if reason is not None:
             progress.epoch = plan.epochs  # the run is complete, as far as resume knows
@@ -493,8 +552,15 @@ class Trainer:
     # -- the end -------------------------------------------------------------------------
 
     def finish(self) -> None:
-        """Export the model and record the end of the run (process 0)."""
+        """The last monitor check and kNN probe (all processes), then export the model and
+        record the end of the run (process 0)."""
         self._check_state_finite("export")
+        step, monitor = self.progress.step, self.monitor
+        if monitor.enabled and monitor.last_step != step:
+            monitor.check(self._embedding_model(), step, self.loggers)
+        if monitor.val is not None and monitor.last_knn_step != step:
+            monitor.knn(self._embedding_model(), step, self.loggers)
+        monitor.log_cost(time.perf_counter() - self.created)
         if not self.fabric.is_global_zero:
             return
         plan, run, progress = self.plan, self.run_dir, self.progress
