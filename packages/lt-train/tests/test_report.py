@@ -6,7 +6,6 @@ slow ones train tiny runs (the report written at their end, after a failure too)
 
 from __future__ import annotations
 
-import copy
 import html
 import json
 import re
@@ -14,7 +13,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from _report_run import add_monitor_artifacts
 from _tiny import Tiny, tiny_config, write_images
 
 from lt_core import ConfigError
@@ -250,22 +248,38 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_images(tmp_path_factory.mktemp("images"), 32)
 
 
+def labels_csv(data: Path, classes: int = 2) -> Path:
+    """``val_data`` for the tiny images: a ``path,label`` CSV, labels ``i % classes``."""
+    paths = sorted(data.glob("*.png"), key=lambda p: int(p.stem))
+    csv = data.parent / f"{data.name}_labels.csv"
+    rows = [f"{p},{int(p.stem) % classes}" for p in paths]
+    csv.write_text("path,label\n" + "\n".join(rows) + "\n")
+    return csv
+
+
 @pytest.mark.slow
-def test_train_writes_the_report_and_monitor_artifacts_show(data: Path, tmp_path: Path) -> None:
-    model = Tiny(16)
-    start = copy.deepcopy(model)
-    out = train(tiny_config(tmp_path / "out", data, model=model, log_every_n_steps=1))
-    page = (out / "report.html").read_text()
-    assert verdict(page)[0] == "no-monitor"
-    assert "Run report: " in (out / "train.log").read_text()
-    paths = sorted(data.glob("*.png"))
-    values = add_monitor_artifacts(
-        out, start, paths, image_size=16, labels=[i % 2 for i in range(len(paths))]
+def test_train_writes_the_report_with_its_monitors(data: Path, tmp_path: Path) -> None:
+    off = train(tiny_config(tmp_path / "off", data, monitor_args={"enabled": False}))
+    assert verdict((off / "report.html").read_text())[0] == "no-monitor"
+    out = train(
+        tiny_config(
+            tmp_path / "out",
+            data,
+            model=Tiny(16),
+            log_every_n_steps=1,
+            monitor_every_n_steps=1,
+            val_data=str(labels_csv(data)),
+        )
     )
-    page = write_report(out).read_text()
+    page = (out / "report.html").read_text()
+    assert "Run report: " in (out / "train.log").read_text()
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    monitors = [r for r in records if "monitor/rankme" in r]
+    knn = [r for r in records if "val/knn_top1" in r]
+    assert monitors[0]["step"] == 0 and knn[0]["step"] == 0
     assert verdict(page)[0] in ("healthy", "rank-fell")
-    assert cell(page, "rankme_final")[0] == values["monitor/rankme"]
-    assert cell(page, "knn_top1_final")[0] == values["val/knn_top1"]
+    assert cell(page, "rankme_final")[0] == monitors[-1]["monitor/rankme"]
+    assert cell(page, "knn_top1_final")[0] == knn[-1]["val/knn_top1"]
     assert cell(page, "rankme_max")[0] == 16  # min(32 images, 16 channels)
 
 
