@@ -48,6 +48,7 @@ def test_cached_epochs_read_no_file(tmp_path: Path, monkeypatch: pytest.MonkeyPa
             data=QUICKSTART_DATA,
             model=CtrlC(at=-1),
             data_cache=mode,
+            monitor_args={"enabled": False},  # (its sample is read once more, uncached)
             **OPTIONS,
         )  # type: ignore[arg-type]
         assert len(reads) == expected * 9 * 32  # 300 images: 9 steps of 32 an epoch

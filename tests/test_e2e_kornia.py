@@ -44,8 +44,9 @@ def test_kornia_pipeline_trains_end_to_end(images: Path, tmp_path: Path) -> None
         progress_bar=False,
         transform_args={"image_size": [32, 32], "augment": augment},
     )
-    # Called on every batch (300 // 64 steps), with both views of its 64 images at once.
-    assert augment.calls == [((128, 3, 32, 32), torch.float32, "cpu")] * (300 // 64)
+    # Called on every batch (300 // 64 steps), with both views of its 64 images at once,
+    # and once more at step 0 for the report's grid of views (monitor/views.pt).
+    assert augment.calls == [((128, 3, 32, 32), torch.float32, "cpu")] * (300 // 64 + 1)
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     losses = [r["loss"] for r in records if "loss" in r]
     assert losses and all(torch.isfinite(torch.tensor(losses)))

@@ -207,6 +207,7 @@ def test_two_nodes_srun_and_torchrun_resume_after_sigkill(tmp_path: Path) -> Non
         "config.json",
         "exported_models",
         "metrics.jsonl",
+        "monitor",
         "report.html",
         "run.json",
         "tensorboard",

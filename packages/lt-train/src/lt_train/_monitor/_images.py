@@ -176,9 +176,14 @@ def gather_rows(fabric: Any, rows: Tensor) -> Tensor:
     if fabric.world_size == 1:
         return rows
     device = fabric.device
-    count = torch.tensor([rows.shape[0]], device=device)
-    counts = [int(c) for c in fabric.all_gather(count).view(-1)]
-    padded = torch.zeros((max(counts), *rows.shape[1:]), dtype=rows.dtype, device=device)
+    # A process that read none of its images has no embedding width: (0, 0). The width
+    # comes from the processes that have rows.
+    width = rows.shape[1] if rows.ndim == 2 and rows.shape[0] else 0
+    sizes = fabric.all_gather(torch.tensor([rows.shape[0], width], device=device)).view(-1, 2)
+    counts = [int(c) for c in sizes[:, 0]]
+    trailing = (int(sizes[:, 1].max()),) if rows.ndim == 2 else tuple(rows.shape[1:])
+    rows = rows.reshape(rows.shape[0], *trailing)
+    padded = torch.zeros((max(counts), *trailing), dtype=rows.dtype, device=device)
     padded[: rows.shape[0]] = rows.to(device)
     gathered = fabric.all_gather(padded)
     return torch.cat([gathered[r, :c] for r, c in enumerate(counts)]).cpu()
