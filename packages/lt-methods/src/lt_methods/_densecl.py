@@ -12,6 +12,7 @@ from torch import Tensor, nn
 from lt_core import ConfigError, EmbeddingModel, ViewConfig
 from lt_methods._densecl_args import DenseCLArgs, DenseCLTransformArgs, resolved
 from lt_methods._method import Method
+from lt_methods._queue import memory_bank
 from lt_methods._registry import register_method
 
 if TYPE_CHECKING:
@@ -99,8 +100,8 @@ class DenseCL(Method):
         for key_module in (self.key_model, self.key_global_head, self.key_dense_head):
             deactivate_requires_grad(key_module)
         size = (resolved(a.memory_bank_size, "memory_bank_size"), a.output_dim)
-        self.global_queue: MemoryBankModule = _queue(size, a.gather_distributed)
-        self.dense_queue: MemoryBankModule = _queue(size, a.gather_distributed)
+        self.global_queue: MemoryBankModule = memory_bank(size, a.gather_distributed)
+        self.dense_queue: MemoryBankModule = memory_bank(size, a.gather_distributed)
 
     @classmethod
     def view_recipe(cls, transform_args: DenseCLTransformArgs) -> list[ViewConfig]:
@@ -234,24 +235,10 @@ def info_nce(query: Tensor, key: Tensor, negatives: Tensor, temperature: float) 
     lightly's ``NTXentLoss(memory_bank_size=...)`` computes the same for the global loss,
     but it enqueues its own positives and keeps its queue out of the ``state_dict``; the
     dense loss queues one key per image, not its positives. Both losses therefore use
-    this function with two of lightly's ``MemoryBankModule`` (see ``_queue``).
+    this function with two of lightly's ``MemoryBankModule`` (see ``lt_methods._queue``).
     """
     query = query.float()
     positive = (query * key.float()).sum(dim=1, keepdim=True)
     logits = torch.cat([positive, query @ negatives.float().T], dim=1) / temperature
     labels = torch.zeros(len(logits), dtype=torch.long, device=logits.device)
     return F.cross_entropy(logits, labels)
-
-
-def _queue(size: tuple[int, int], gather_distributed: bool) -> MemoryBankModule:
-    """lightly's memory bank (random unit keys at first, ``(K, C)``), with its keys and
-    pointer in the ``state_dict`` so that a resumed run continues with the same negatives
-    (lightly leaves them out of it)."""
-    from lightly.models.modules.memory_bank import MemoryBankModule
-
-    bank = MemoryBankModule(
-        size=size, gather_distributed=gather_distributed, feature_dim_first=False
-    )
-    for name in ("bank", "bank_ptr"):
-        bank.register_buffer(name, getattr(bank, name), persistent=True)
-    return bank

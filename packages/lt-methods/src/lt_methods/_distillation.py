@@ -17,6 +17,7 @@ from lt_methods._distillation_args import (
     missing_teacher_message,
 )
 from lt_methods._method import Method
+from lt_methods._queue import memory_bank
 from lt_methods._registry import register_method
 
 if TYPE_CHECKING:
@@ -89,8 +90,6 @@ class Distillation(Method):
         self.teacher: EmbeddingModel = teacher.eval()
         dim = teacher.embed_dim
         if a.pooled:
-            from lightly.models.modules.memory_bank import MemoryBankModule
-
             queue_size = a.queue_size
             if not isinstance(queue_size, int):
                 raise ConfigError(
@@ -98,12 +97,7 @@ class Distillation(Method):
                     "first (Method.resolve_args, which a method built directly calls itself)."
                 )
             self.pooled_head: nn.Module = _head(model.embed_dim, dim, a)
-            self.queue: MemoryBankModule = MemoryBankModule(
-                size=(queue_size, dim), feature_dim_first=False
-            )
-            # lightly keeps the queue out of the state dict; an exact resume needs it.
-            for key in ("bank", "bank_ptr"):
-                self.queue.register_buffer(key, getattr(self.queue, key), persistent=True)
+            self.queue: MemoryBankModule = memory_bank((queue_size, dim))
         if a.dense:
             self.dense_head: nn.Module = _head(model.embed_dim, dim, a)
         self._register_state_dict_hook(_drop_teacher)  # type: ignore[no-untyped-call]

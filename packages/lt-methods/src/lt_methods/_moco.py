@@ -15,6 +15,7 @@ from lt_methods._byol import check_momenta, momentum_at
 from lt_methods._checks import check_int, check_lr_scaling, check_positive
 from lt_methods._ema import auto_momentum, forward_views, frozen_copy, update_ema
 from lt_methods._method import Method
+from lt_methods._queue import keep_in_state_dict
 from lt_methods._registry import register_method
 from lt_methods._transform_args import ColorJitterArgs, MethodTransformArgs, RandomResizeArgs
 
@@ -219,10 +220,7 @@ class MoCoV2(Method):
             memory_bank_size=(a.queue_length, a.output_dim),
             gather_distributed=True,
         )
-        # lightly keeps the queue out of the state dict; a resumed run needs it.
-        bank = self.criterion.memory_bank
-        bank.register_buffer("bank", bank.bank, persistent=True)
-        bank.register_buffer("bank_ptr", bank.bank_ptr, persistent=True)
+        keep_in_state_dict(self.criterion.memory_bank)
 
     @property
     def queue(self) -> Tensor:

@@ -11,6 +11,7 @@ from torch import Tensor, nn
 from lt_core import ConfigError, EmbeddingModel, ViewConfig
 from lt_methods._dino_args import resolved
 from lt_methods._method import Method
+from lt_methods._queue import memory_bank
 from lt_methods._registry import register_method
 from lt_methods._swav_args import SwAVArgs, SwAVTransformArgs
 from lt_methods._vicreg import VIT_DEFAULTS
@@ -240,13 +241,5 @@ def _queue(length: int, dim: int) -> nn.Module:
 
     It enqueues the projections of all processes (``gather_distributed``), so every
     process holds the same queue, which DDP's buffer broadcast then leaves unchanged."""
-    from lightly.models.modules.memory_bank import (  # type: ignore[import-untyped]
-        MemoryBankModule,
-    )
-
-    queue: nn.Module = MemoryBankModule(
-        size=(length, dim), gather_distributed=True, feature_dim_first=False
-    )
-    for name in ("bank", "bank_ptr"):
-        queue.register_buffer(name, queue.get_buffer(name), persistent=True)
+    queue: nn.Module = memory_bank((length, dim), gather_distributed=True)
     return queue
