@@ -141,6 +141,16 @@ def test_falling_rank_and_one_check(tmp_path: Path) -> None:
         "rank-fell",
         "Embeddings not collapsed, but their rank fell: rank 25, down from 40 at the start.",
     )
+    # A rank that dipped after the start and rose again (x1.5 or more) is healthy.
+    root = write_run(tmp_path / "c", ranks=[(0, 76.0), (2, 34.0), (6, 6.0), (12, 24.4)])
+    assert verdict(write_report(root).read_text()) == (
+        "healthy",
+        "Embeddings healthy: rank 24, up from 6.0 at step 6, its low since the start (76 at "
+        "the start: untrained weights often spread the embeddings more than the first steps "
+        "of training do).",
+    )
+    root = write_run(tmp_path / "d", ranks=[(0, 76.0), (6, 20.0), (12, 29.0)])
+    assert verdict(write_report(root).read_text())[0] == "rank-fell"
     root = write_run(tmp_path / "b", ranks=[(0, 40.0)])
     assert verdict(write_report(root).read_text())[1].endswith("(one monitor check so far).")
 

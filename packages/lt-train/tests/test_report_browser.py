@@ -125,7 +125,7 @@ def test_report_of_a_tiny_run_in_chromium(driver: Any, tmp_path: Path) -> None:
         assert text == f"{value:.{digits}f}", ident
     verdict = driver.find_element("id", "verdict").text
     first, last = monitors[0]["monitor/rankme"], monitors[-1]["monitor/rankme"]
-    assert f"rank {last:.0f} of 16" in verdict and f"from {first:.0f} at the start" in verdict
+    assert f"rank {last:.0f} of 16" in verdict and f"{first:.0f} at the start" in verdict
     knn_line = driver.find_element("id", "knn-verdict").text
     assert f"kNN top-1 {knn[-1]['val/knn_top1']:.1f}%" in knn_line
     assert f"{knn[0]['val/knn_top1']:.1f}% at step 0" in knn_line

@@ -12,6 +12,9 @@ __all__ = ["Verdict", "knn_line", "status_line", "verdict"]
 RANKME = "monitor/rankme"
 COLLAPSED = "monitor/collapsed"
 KNN_TOP1 = "val/knn_top1"
+#: A rank this many times its low since the start counts as rising again (the usual dip
+#: of the first steps, then the rise; docs/report.md).
+RECOVERY = 1.5
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -24,6 +27,10 @@ class Verdict:
 
 def verdict(run: Run) -> Verdict:
     """Whether the embeddings collapsed, and how their rank moved since the start.
+
+    Healthy: the last rank is at least the first, or at least :data:`RECOVERY` times the
+    lowest rank between them (the early dip that training often shows before the rank
+    rises); else the rank fell.
 
     A collapse is the first ``{"event": "collapse"}`` line of metrics.jsonl, or, without
     one, the first monitor check with ``monitor/collapsed`` = 1.
@@ -50,6 +57,14 @@ def verdict(run: Run) -> Verdict:
         return Verdict(
             state="healthy",
             text=f"Embeddings healthy: rank {last:.0f}{of}, up from {first:.0f} {start}.",
+        )
+    low_step, low = min(ranks[1:-1], key=lambda item: item[1], default=(last_step, last))
+    if last >= RECOVERY * low:
+        return Verdict(
+            state="healthy",
+            text=f"Embeddings healthy: rank {last:.0f}{of}, up from {low:.1f} at step "
+            f"{_count(low_step)}, its low since the start ({first:.0f} {start}: untrained "
+            "weights often spread the embeddings more than the first steps of training do).",
         )
     return Verdict(
         state="rank-fell",
