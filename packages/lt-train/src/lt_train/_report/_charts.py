@@ -107,7 +107,10 @@ def _line(
     largest = run.max_rank()
     if key == "monitor/rankme" and largest is not None:
         axes.axhline(largest, color="#777", ls="--", lw=1, label="max: min(sample, dim)")
-        axes.legend(loc="lower right", fontsize=8)
+        if largest > 10 * max(min(shown), 1e-9):  # small ranks under a far max: a log axis
+            axes.set_yscale("log")  # RankMe is at least 1
+            ylabel += " (log scale)"
+        axes.legend(loc="best", fontsize=8)
     if key == "monitor/embedding_std":
         axes.axhline(1.0, color="#777", ls="--", lw=1)
         axes.set_ylim(bottom=0)
