@@ -4,7 +4,7 @@
         [--work-dir /tmp/lt_q10] [--epochs 3]
 
 Trains the benchmark's base model (CIFAR-stem ResNet-18 at width 16, from the work dir's
-seed-0 init) on the work dir's training images with the given ``train`` keyword overrides
+seed-0 init; ``--model 1,1,1,1:16`` the distillation student) on the work dir's training images with the given ``train`` keyword overrides
 (``transform_args`` is merged into the 32-px default), then prints one JSON line: kNN top-1
 (k=200 and k=20) of the export on the held-out images, train seconds, and a thinned loss and
 RankMe trajectory from metrics.jsonl. The line is also appended to
@@ -35,6 +35,11 @@ def main() -> None:
     parser.add_argument("overrides", help="JSON object of lightly_train.train keyword overrides")
     parser.add_argument("--work-dir", type=Path, default=Path("/tmp/lt_q10"))
     parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument(
+        "--model",
+        default="2,2,2,2:16",
+        help="blocks per stage:width (default: the base ResNet-18 w16; 1,1,1,1:16 is the student)",
+    )
     args = parser.parse_args()
 
     import torch
@@ -42,6 +47,11 @@ def main() -> None:
     import lightly_train
 
     work, over = args.work_dir, json.loads(args.overrides)
+    blocks, width = args.model.split(":")
+    spec = {"layers": [int(b) for b in blocks.split(",")], "width": int(width)}
+    init = (
+        work / f"init_{'base' if spec == BASE else 'student'}_l{blocks.replace(',', '')}w{width}.pt"
+    )
     out = work / "sweep" / args.name
     kw: dict = dict(
         out=str(out), data=str(work / "data/train"), epochs=args.epochs, batch_size=128,
@@ -55,12 +65,12 @@ def main() -> None:
         else:
             kw[key] = value
     start = time.time()
-    lightly_train.train(model=qm.build_wrapper(BASE, work / "init_base_l2222w16.pt"), **kw)
+    lightly_train.train(model=qm.build_wrapper(spec, init if init.is_file() else None), **kw)
     wall = time.time() - start
     classes = sorted(p.name for p in (work / "data/heldout").iterdir())
     train_x, train_y = qe.load_split(work / "data/train", classes)
     held_x, held_y = qe.load_split(work / "data/heldout", classes)
-    model = qm.build_model(BASE)
+    model = qm.build_model(spec)
     model.load_state_dict(
         torch.load(out / "exported_models/exported_last.pt", map_location="cpu", weights_only=True)
     )
