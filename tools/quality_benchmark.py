@@ -187,14 +187,40 @@ def registered_methods(python: Path) -> list[str]:
     return list(json.loads(proc.stdout.strip().splitlines()[-1]))
 
 
-def load_previous(path: Path) -> dict[str, dict[str, Any]]:
+#: Run-config keys that must match for an earlier row outside this invocation's plan to
+#: stay in the table (the rows of other methods, e.g. after ``--methods dino``).
+SAME_TABLE_KEYS = (
+    "train_images", "heldout_images", "image_size", "epochs", "batch_size", "accelerator",
+    "precision", "models", "knn", "linear_probe",
+)  # fmt: skip
+
+
+def load_results(path: Path) -> dict[str, Any]:
     if not path.is_file():
         return {}
     try:
-        data = json.loads(path.read_text())
+        data: dict[str, Any] = json.loads(path.read_text())
     except json.JSONDecodeError:
         return {}
-    return {r["id"]: r for r in data.get("rows", []) if "id" in r}
+    return data
+
+
+def load_previous(path: Path) -> dict[str, dict[str, Any]]:
+    return {r["id"]: r for r in load_results(path).get("rows", []) if "id" in r}
+
+
+def carried_rows(path: Path, config: dict[str, Any], planned: set[str]) -> list[dict[str, Any]]:
+    """Earlier rows that this invocation did not plan, kept when the earlier table had the
+    same budget, split, models and evaluation (else they belong to another table)."""
+    earlier = load_results(path)
+    old_config = earlier.get("config", {})
+    if any(old_config.get(key) != config.get(key) for key in SAME_TABLE_KEYS):
+        return []
+    return [
+        {**r, "reused": True}
+        for r in earlier.get("rows", [])
+        if r.get("id") not in planned and qr.ok(r)
+    ]
 
 
 def evaluate_row(row: dict[str, Any], args: argparse.Namespace, data: dict[str, Any]) -> None:
@@ -304,11 +330,14 @@ def main(argv: list[str] | None = None) -> int:
         if row["id"] in done and not row.get("reused") and row.get("exported"):
             evaluate_row(row, args, data)
     floors = qr.floors(args, data, init_paths)
+    config = qr.run_config(args, plan, torch.__version__)
     results = {
-        "config": qr.run_config(args, plan, torch.__version__),
+        "config": config,
         # Every planned row that was trained, reused, skipped or failed; a row that was
-        # neither selected nor found in the earlier file with the same settings is left out.
-        "rows": [r for r in rows if r["id"] in done or r.get("skip")],
+        # neither selected nor found in the earlier file with the same settings is left
+        # out. Earlier rows of methods outside this plan stay (same table only).
+        "rows": [r for r in rows if r["id"] in done or r.get("skip")]
+        + carried_rows(results_path, config, {r["id"] for r in rows}),
         "floors": floors,
         "total_wall_s": time.perf_counter() - t_start,
     }
