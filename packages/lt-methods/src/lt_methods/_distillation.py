@@ -116,15 +116,7 @@ class Distillation(Method):
     def view_recipe(cls, transform_args: DistillationTransformArgs) -> list[ViewConfig]:
         """One view at ``image_size``, seen by teacher and student."""
         t = transform_args
-        return [
-            t.view(
-                size=t.image_size,
-                num_views=1,
-                random_resize=t.random_resize,
-                gaussian_blur=t.gaussian_blur,
-                solarize=t.solarize,
-            )
-        ]
+        return [t.image_views(1)]
 
     def training_step(
         self, views: list[Tensor], step: int, max_steps: int, steps_per_epoch: int

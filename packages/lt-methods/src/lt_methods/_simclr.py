@@ -125,15 +125,7 @@ class SimCLR(Method):
     def view_recipe(cls, transform_args: SimCLRTransformArgs) -> list[ViewConfig]:
         """One group of two identically augmented views at ``image_size``."""
         t = transform_args
-        return [
-            t.view(
-                size=t.image_size,
-                num_views=2,
-                random_resize=t.random_resize,
-                gaussian_blur=t.gaussian_blur,
-                solarize=t.solarize,
-            )
-        ]
+        return [t.image_views(2)]
 
     def training_step(
         self, views: list[Tensor], step: int, max_steps: int, steps_per_epoch: int

@@ -127,15 +127,7 @@ class SwAV(Method):
     def view_recipe(cls, transform_args: SwAVTransformArgs) -> list[ViewConfig]:
         """The 2 global views at ``image_size`` (one group), then the local views."""
         t = transform_args
-        recipe = [
-            t.view(
-                size=t.image_size,
-                num_views=_NUM_GLOBAL,
-                random_resize=t.random_resize,
-                gaussian_blur=t.gaussian_blur,
-                solarize=t.solarize,
-            )
-        ]
+        recipe = [t.image_views(_NUM_GLOBAL)]
         lv = t.local_view
         if lv is not None and lv.num_views > 0:
             recipe.append(

@@ -333,6 +333,18 @@ class MethodTransformArgs:
             if block is not None:
                 block.check(f"{name}.{key}")
 
+    def image_views(self, num_views: int) -> ViewConfig:
+        """One group of ``num_views`` identically augmented views at ``image_size``, with
+        this block's crop, blur and solarization (the recipe of SimCLR, MoCo v2, DenseCL,
+        distillation and SwAV's global views)."""
+        return self.view(
+            size=self.image_size,
+            num_views=num_views,
+            random_resize=self.random_resize,
+            gaussian_blur=self.gaussian_blur,
+            solarize=self.solarize,
+        )
+
     def view(
         self,
         *,
