@@ -205,14 +205,12 @@ def load_results(path: Path) -> dict[str, Any]:
     return data
 
 
-def load_previous(path: Path) -> dict[str, dict[str, Any]]:
-    return {r["id"]: r for r in load_results(path).get("rows", []) if "id" in r}
-
-
-def carried_rows(path: Path, config: dict[str, Any], planned: set[str]) -> list[dict[str, Any]]:
-    """Earlier rows that this invocation did not plan, kept when the earlier table had the
-    same budget, split, models and evaluation (else they belong to another table)."""
-    earlier = load_results(path)
+def carried_rows(
+    earlier: dict[str, Any], config: dict[str, Any], planned: set[str]
+) -> list[dict[str, Any]]:
+    """Rows of the ``earlier`` results that this invocation did not plan, kept when the
+    earlier table had the same budget, split, models and evaluation (else they belong to
+    another table)."""
     old_config = earlier.get("config", {})
     if any(old_config.get(key) != config.get(key) for key in SAME_TABLE_KEYS):
         return []
@@ -267,7 +265,8 @@ def main(argv: list[str] | None = None) -> int:
         torch.save(qm.build_model(spec, seed=0).state_dict(), init_paths[name])
 
     results_path = args.work_dir / "results.json"
-    previous = load_previous(results_path)
+    earlier = load_results(results_path)
+    previous = {r["id"]: r for r in earlier.get("rows", []) if "id" in r}
     done: dict[str, dict[str, Any]] = {}
     for row in rows:
         row["settings"] = qr.row_settings(row, args, len(classes) * (args.limit_images // 10))
@@ -337,7 +336,7 @@ def main(argv: list[str] | None = None) -> int:
         # neither selected nor found in the earlier file with the same settings is left
         # out. Earlier rows of methods outside this plan stay (same table only).
         "rows": [r for r in rows if r["id"] in done or r.get("skip")]
-        + carried_rows(results_path, config, {r["id"] for r in rows}),
+        + carried_rows(earlier, config, {r["id"] for r in rows}),
         "floors": floors,
         "total_wall_s": time.perf_counter() - t_start,
     }

@@ -3,13 +3,14 @@
     uv run python tools/quality_sweep.py NAME '{"method": "dino", "method_args": {...}}'
         [--work-dir /tmp/lt_q10] [--epochs 3]
 
-Trains the benchmark's base model (CIFAR-stem ResNet-18 at width 16, from the work dir's
-seed-0 init; ``--model 1,1,1,1:16`` the distillation student) on the work dir's training images with the given ``train`` keyword overrides
-(``transform_args`` is merged into the 32-px default), then prints one JSON line: kNN top-1
+Trains the benchmark's base model (CIFAR-stem ResNet-18 at width 16, from the same seed-0
+init as the benchmark; ``--model 1,1,1,1:16`` the distillation student) on the work dir's
+training images with the given ``train`` keyword overrides (``transform_args`` is merged
+into the 32-px default), then prints one JSON line: kNN top-1
 (k=200 and k=20) of the export on the held-out images, train seconds, and a thinned loss and
 RankMe trajectory from metrics.jsonl. The line is also appended to
 ``WORK/sweep/results.jsonl``. Run ``tools/quality_benchmark.py`` once first: it writes the
-split and the init weights. Figures of a few epochs only say whether a setting leaves a
+split. Figures of a few epochs only say whether a setting leaves a
 collapse or a plateau; the table's figures come from the benchmark itself.
 """
 
@@ -25,8 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import quality_eval as qe
 import quality_models as qm
-
-BASE = {"layers": [2, 2, 2, 2], "width": 16}
+import quality_rows as qr
 
 
 def main() -> None:
@@ -47,11 +47,7 @@ def main() -> None:
     import lightly_train
 
     work, over = args.work_dir, json.loads(args.overrides)
-    blocks, width = args.model.split(":")
-    spec = {"layers": [int(b) for b in blocks.split(",")], "width": int(width)}
-    init = (
-        work / f"init_{'base' if spec == BASE else 'student'}_l{blocks.replace(',', '')}w{width}.pt"
-    )
+    spec = qr.parse_model(args.model, "--model", parser)
     out = work / "sweep" / args.name
     kw: dict = dict(
         out=str(out), data=str(work / "data/train"), epochs=args.epochs, batch_size=128,
@@ -65,7 +61,8 @@ def main() -> None:
         else:
             kw[key] = value
     start = time.time()
-    lightly_train.train(model=qm.build_wrapper(spec, init if init.is_file() else None), **kw)
+    # build_wrapper's seed-0 init is the one the benchmark saves as init_*.pt.
+    lightly_train.train(model=qm.build_wrapper(spec), **kw)
     wall = time.time() - start
     classes = sorted(p.name for p in (work / "data/heldout").iterdir())
     train_x, train_y = qe.load_split(work / "data/train", classes)
