@@ -97,5 +97,5 @@ def test_bad_options_name_the_key(values: dict[str, Any], match: str) -> None:
 def test_views_and_optimizer_defaults() -> None:
     v0, v1 = BarlowTwins.view_recipe(BarlowTwins.TransformArgs())
     assert (v0.blur_prob, v1.blur_prob, v0.solarize_prob, v1.solarize_prob) == (1, 0.1, 0, 0.2)
-    assert BarlowTwins.optimizer_defaults("cnn") == ("sgd", 0.12, 5e-4)
+    assert BarlowTwins.optimizer_defaults("cnn") == ("lars", 0.3, 1e-4)
     assert BarlowTwins.optimizer_defaults("vit") == ("adamw", 5e-4, 0.04)

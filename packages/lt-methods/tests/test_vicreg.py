@@ -100,7 +100,7 @@ def test_bad_options_name_the_key(values: dict[str, Any], match: str) -> None:
 
 
 def test_optimizer_defaults() -> None:
-    assert VICReg.optimizer_defaults("cnn") == ("sgd", 0.12, 5e-4)
+    assert VICReg.optimizer_defaults("cnn") == ("lars", 0.3, 1e-4)
     assert VICReg.optimizer_defaults("vit") == ("adamw", 5e-4, 0.04)
     assert (VICReg.min_batch_size, VICReg.gathers_batch) == (2, False)
 

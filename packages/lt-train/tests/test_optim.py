@@ -53,12 +53,34 @@ def test_build_optimizer_keeps_no_decay_groups(name: str) -> None:
         ({"lr": -1}, "optim_args.lr must be > 0"),
         ({"min_lr_ratio": 2}, "min_lr_ratio must be in"),
         ({"gradient_clip_norm": 0}, "gradient_clip_norm must be > 0"),
+        ({"trust_coefficient": 0}, "trust_coefficient must be > 0"),
         ({"learning_rate": 0.1}, "Unknown key 'optim_args.learning_rate'"),
     ],
 )
 def test_bad_optim_args(values: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         from_dict(OptimArgs, values, "optim_args")
+
+
+@pytest.mark.parametrize(("eta", "expected"), [(None, 0.02), (0.001, 0.001)])
+def test_lars_trust_coefficient(eta: float | None, expected: float) -> None:
+    """LARS moves each decayed weight by about lr * eta times its norm (eta: 0.02 by
+    default, or optim_args.trust_coefficient); the group without decay gets plain SGD."""
+    torch.manual_seed(0)
+    w = torch.nn.Parameter(torch.randn(8, 8))
+    b = torch.nn.Parameter(torch.zeros(8))
+    groups = [{"params": [w]}, {"params": [b], "weight_decay": 0.0}]
+    opt = build_optimizer(
+        "lars", groups, lr=0.5, weight_decay=0.0, args=OptimArgs(trust_coefficient=eta)
+    )
+    # weight_decay 0 on the first group too would skip the trust ratio: give it a tiny one.
+    opt.param_groups[0]["weight_decay"] = 1e-12
+    before = w.detach().clone()
+    (1000.0 * (w.sum() + b.sum())).backward()
+    opt.step()
+    step = (w.detach() - before).norm() / before.norm()
+    assert step.item() == pytest.approx(0.5 * expected, rel=1e-3)
+    assert b.detach() == pytest.approx(torch.full((8,), -500.0))
 
 
 def test_lr_scaling_rules() -> None:

@@ -113,7 +113,8 @@ def train(
         optim_args: Optimizer options: ``lr`` (per ``method_args.reference_batch_size``
             images, 256 by default, scaled to the effective batch by
             ``method_args.lr_scale_method``, linearly by default), ``weight_decay``, ``momentum``, ``betas``, ``warmup_epochs``,
-            ``min_lr_ratio``, ``gradient_clip_norm``.
+            ``min_lr_ratio``, ``gradient_clip_norm``, ``trust_coefficient`` (LARS's eta,
+            default 0.02).
         transform_args: Options of the method's views, e.g. ``{"image_size": [32, 32]}``.
         loader_args: Extra ``torch.utils.data.DataLoader`` options (``pin_memory``,
             ``prefetch_factor``, ``persistent_workers``, ``timeout``,

@@ -61,8 +61,9 @@ class SwAV(Method):
     Default optimizer: SGD with momentum, base lr 0.12 per 256 images, weight decay 5e-4,
     the setup of lightly's CIFAR-10 benchmark (84.2% kNN for a ResNet-18, 200 epochs).
     The paper trains with LARS (lr 0.3 per 256 images, weight decay 1e-6) at batch 4096;
-    at small batches LARS's trust ratio gives very small updates (see
-    :class:`lt_methods.SimCLR`). ViTs (not in the paper) default to AdamW, lr 5e-4 per
+    ``optim="lars"`` uses trust coefficient 0.02 unless ``optim_args.trust_coefficient``
+    is set; in a 3-epoch run of the quality benchmark it collapsed SwAV (RankMe 3), so
+    SGD stays the default. ViTs (not in the paper) default to AdamW, lr 5e-4 per
     256 images, weight decay 0.04, DINO's ViT recipe.
 
     Exported network: the embedding model (head and prototypes are discarded).
