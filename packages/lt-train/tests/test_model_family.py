@@ -53,4 +53,5 @@ def test_method_recipe_per_family() -> None:
 
     assert WithViT.optimizer_defaults("vit") == ("adamw", 1.5e-4, 0.1)
     assert WithViT.optimizer_defaults("cnn") == ("sgd", 0.12, 5e-4)
-    assert get_method("dino").optimizer_defaults("vit")[0] == "adamw"
+    assert get_method("dino").optimizer_defaults("vit") == ("adamw", 5e-4, 0.04)
+    assert get_method("dino").optimizer_defaults("cnn") == ("lars", 0.3, 1e-6)

@@ -38,9 +38,13 @@ class DINO(Method):
     follows a cosine from ``momentum_start`` to ``momentum_end`` over the run; the head's
     last layer gets no update during the first epoch (``student_freeze_last_layer_*``).
 
-    Default optimizer: AdamW with base lr 5e-4 per 256 images, as in the paper. The paper
-    raises the weight decay from 0.04 to 0.4 with a cosine; the trainer keeps it constant,
-    so the default is the paper's starting value 0.04.
+    Default optimizer for ViTs: AdamW with base lr 5e-4 per 256 images, as in the paper.
+    The paper raises the weight decay from 0.04 to 0.4 with a cosine; the trainer keeps
+    it constant, so the default is the paper's starting value 0.04. CNNs: LARS with trust
+    coefficient 0.02 (``optim_args.trust_coefficient``), base lr 0.3 per 256 images,
+    weight decay 1e-6, solo-learn's CIFAR recipe; on the quality benchmark's split
+    (10 epochs) it scored 29.2% kNN against 25.7% for the ViT recipe (the previous
+    default for every model).
 
     Export: :meth:`embedding_model` is the teacher, which the paper evaluates.
 
@@ -51,9 +55,10 @@ class DINO(Method):
     name: ClassVar[str] = "dino"
     Args: ClassVar[type] = DINOArgs
     TransformArgs: ClassVar[type] = DINOTransformArgs
-    default_optimizer: ClassVar[str] = "adamw"
-    default_lr: ClassVar[float] = 5e-4
-    default_weight_decay: ClassVar[float] = 0.04
+    default_optimizer: ClassVar[str] = "lars"
+    default_lr: ClassVar[float] = 0.3
+    default_weight_decay: ClassVar[float] = 1e-6
+    vit_defaults: ClassVar[tuple[str, float, float] | None] = ("adamw", 5e-4, 0.04)
 
     args: DINOArgs
     transform_args: DINOTransformArgs
