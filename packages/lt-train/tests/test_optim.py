@@ -62,17 +62,17 @@ def test_bad_optim_args(values: dict[str, object], message: str) -> None:
         from_dict(OptimArgs, values, "optim_args")
 
 
-@pytest.mark.parametrize(("eta", "expected"), [(None, 0.02), (0.001, 0.001)])
-def test_lars_trust_coefficient(eta: float | None, expected: float) -> None:
+@pytest.mark.parametrize(
+    ("values", "expected"), [({}, 0.02), ({"trust_coefficient": 0.001}, 0.001)]
+)
+def test_lars_trust_coefficient(values: dict[str, float], expected: float) -> None:
     """LARS moves each decayed weight by about lr * eta times its norm (eta: 0.02 by
     default, or optim_args.trust_coefficient); the group without decay gets plain SGD."""
     torch.manual_seed(0)
     w = torch.nn.Parameter(torch.randn(8, 8))
     b = torch.nn.Parameter(torch.zeros(8))
     groups = [{"params": [w]}, {"params": [b], "weight_decay": 0.0}]
-    opt = build_optimizer(
-        "lars", groups, lr=0.5, weight_decay=0.0, args=OptimArgs(trust_coefficient=eta)
-    )
+    opt = build_optimizer("lars", groups, lr=0.5, weight_decay=0.0, args=OptimArgs(**values))
     # weight_decay 0 on the first group too would skip the trust ratio: give it a tiny one.
     opt.param_groups[0]["weight_decay"] = 1e-12
     before = w.detach().clone()

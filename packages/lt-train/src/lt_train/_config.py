@@ -51,8 +51,8 @@ class OptimArgs:
         gradient_clip_norm: Clip the global gradient norm to this value; ``None`` does not
             clip.
         trust_coefficient: LARS only: the trust coefficient eta, which sets each layer's
-            update to about ``lr * eta`` times the norm of its weights. ``None`` takes
-            0.02, the value of solo-learn's CIFAR recipes for batches of a few hundred;
+            update to about ``lr * eta`` times the norm of its weights. The default 0.02
+            is the value of solo-learn's CIFAR recipes for batches of a few hundred;
             LARS's paper and lightly use 0.001, sized for batches in the thousands, which
             barely moves the weights at smaller batches.
     """
@@ -64,7 +64,7 @@ class OptimArgs:
     warmup_epochs: float | None = None
     min_lr_ratio: float = 0.0
     gradient_clip_norm: float | None = None
-    trust_coefficient: float | None = None
+    trust_coefficient: float = 0.02
 
     def __post_init__(self) -> None:
         if self.lr is not None and self.lr <= 0:
@@ -77,9 +77,9 @@ class OptimArgs:
             raise ConfigError(
                 f"optim_args.min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}."
             )
-        if self.trust_coefficient is not None and self.trust_coefficient <= 0:
+        if self.trust_coefficient <= 0:
             raise ConfigError(
-                f"optim_args.trust_coefficient must be > 0 or None, got {self.trust_coefficient}."
+                f"optim_args.trust_coefficient must be > 0, got {self.trust_coefficient}."
             )
         if self.gradient_clip_norm is not None and self.gradient_clip_norm <= 0:
             raise ConfigError(

@@ -37,9 +37,8 @@ def _adamw(groups: list[dict[str, Any]], lr: float, args: OptimArgs, fused: bool
 def _lars(groups: list[dict[str, Any]], lr: float, args: OptimArgs, fused: bool) -> Optimizer:
     from lt_methods import LARS
 
-    eta = LARS_TRUST_COEFFICIENT if args.trust_coefficient is None else args.trust_coefficient
     return LARS(  # type: ignore[no-any-return]
-        groups, lr=lr, momentum=args.momentum, trust_coefficient=eta
+        groups, lr=lr, momentum=args.momentum, trust_coefficient=args.trust_coefficient
     )
 
 
@@ -53,9 +52,6 @@ _BUILDERS: dict[str, Callable[[list[dict[str, Any]], float, OptimArgs, bool], Op
 OPTIMIZERS = {name: _BUILDERS[name] for name in OPTIMIZER_NAMES}
 
 REFERENCE_BATCH_SIZE = 256
-#: LARS's default trust coefficient (``optim_args.trust_coefficient``): solo-learn's for
-#: CIFAR-sized batches; LARS's paper and lightly use 0.001 for batches in the thousands.
-LARS_TRUST_COEFFICIENT = 0.02
 
 
 def scaled_lr(
